@@ -1,0 +1,1 @@
+//! abusedweb: placeholder, being written.
