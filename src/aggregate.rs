@@ -1,0 +1,348 @@
+//! `stats count min(_time) as firstTime max(_time) as lastTime by <fields>`.
+//!
+//! Groups live in a `hashbrown::HashTable` keyed by the by-field values. A
+//! lookup hashes the borrowed values of the current membership and compares
+//! them in place, so an existing group costs no allocation; a new group
+//! stores its key once, as one boxed byte string with field end offsets.
+//!
+//! Times follow Splunk's min/max: values that parse as decimal numbers are
+//! compared numerically; only when a group has no numeric value at all is the
+//! lexicographic extreme used. The chosen value keeps its original text; on
+//! ties the first value seen is kept.
+
+use crate::body;
+use crate::error::Error;
+use foldhash::fast::FixedState;
+use hashbrown::HashTable;
+use std::cmp::Ordering;
+use std::hash::{BuildHasher, Hasher};
+
+/// Number of by-fields the detection groups on.
+pub const KEY_FIELDS: usize = 6;
+
+/// Running minimum and maximum of one group's `_time` values.
+#[derive(Debug, Clone, Default)]
+struct TimeRange {
+    num_min: Option<(f64, Vec<u8>)>,
+    num_max: Option<(f64, Vec<u8>)>,
+    text_min: Option<Vec<u8>>,
+    text_max: Option<Vec<u8>>,
+}
+
+/// A `_time` value prepared once per event, then applied to each of the
+/// event's group memberships.
+#[derive(Debug, Clone, Copy)]
+pub struct Time<'a> {
+    text: &'a [u8],
+    number: Option<f64>,
+}
+
+impl<'a> Time<'a> {
+    /// Classify a `_time` value as numeric or text.
+    pub fn new(text: &'a [u8]) -> Self {
+        Time {
+            text,
+            number: parse_number(text),
+        }
+    }
+}
+
+/// Parse a decimal number the way a `_time` value is written (`1700000000`,
+/// `1700000000.500`, `-3`, `1e9`); names like `inf` or `NaN` are text.
+pub fn parse_number(text: &[u8]) -> Option<f64> {
+    if text.is_empty()
+        || !text.iter().any(u8::is_ascii_digit)
+        || !text
+            .iter()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'))
+    {
+        return None;
+    }
+    std::str::from_utf8(text)
+        .ok()?
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+}
+
+fn replace(slot: &mut Vec<u8>, text: &[u8]) {
+    slot.clear();
+    slot.extend_from_slice(text);
+}
+
+impl TimeRange {
+    fn add(&mut self, t: &Time<'_>) {
+        match t.number {
+            Some(n) => {
+                match &mut self.num_min {
+                    Some((v, s)) if n < *v => {
+                        *v = n;
+                        replace(s, t.text);
+                    }
+                    Some(_) => {}
+                    None => self.num_min = Some((n, t.text.to_vec())),
+                }
+                match &mut self.num_max {
+                    Some((v, s)) if n > *v => {
+                        *v = n;
+                        replace(s, t.text);
+                    }
+                    Some(_) => {}
+                    None => self.num_max = Some((n, t.text.to_vec())),
+                }
+            }
+            None => {
+                match &mut self.text_min {
+                    Some(s) if t.text < s.as_slice() => replace(s, t.text),
+                    Some(_) => {}
+                    None => self.text_min = Some(t.text.to_vec()),
+                }
+                match &mut self.text_max {
+                    Some(s) if t.text > s.as_slice() => replace(s, t.text),
+                    Some(_) => {}
+                    None => self.text_max = Some(t.text.to_vec()),
+                }
+            }
+        }
+    }
+
+    fn first(&self) -> &[u8] {
+        match (&self.num_min, &self.text_min) {
+            (Some((_, s)), _) | (None, Some(s)) => s,
+            (None, None) => b"",
+        }
+    }
+
+    fn last(&self) -> &[u8] {
+        match (&self.num_max, &self.text_max) {
+            (Some((_, s)), _) | (None, Some(s)) => s,
+            (None, None) => b"",
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Group {
+    hash: u64,
+    key: Box<[u8]>,
+    ends: [u32; KEY_FIELDS],
+    count: u64,
+    times: TimeRange,
+}
+
+impl Group {
+    fn field(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.key[start..self.ends[i] as usize]
+    }
+
+    fn key_eq(&self, values: &[&[u8]; KEY_FIELDS]) -> bool {
+        (0..KEY_FIELDS).all(|i| self.field(i) == values[i])
+    }
+}
+
+/// The group table of one search.
+pub struct Stats {
+    table: HashTable<Group>,
+    hasher: FixedState,
+    max_groups: usize,
+    memberships: u64,
+}
+
+impl Stats {
+    /// An empty table that refuses to grow past `max_groups` groups.
+    pub fn new(max_groups: usize) -> Self {
+        Stats {
+            table: HashTable::new(),
+            hasher: FixedState::default(),
+            max_groups,
+            memberships: 0,
+        }
+    }
+
+    /// Distinct groups so far.
+    pub fn groups(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Memberships counted so far (the sum of all counts).
+    pub fn memberships(&self) -> u64 {
+        self.memberships
+    }
+
+    fn hash(&self, values: &[&[u8]; KEY_FIELDS]) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        for v in values {
+            h.write_usize(v.len());
+            h.write(v);
+        }
+        h.finish()
+    }
+
+    /// Count one membership of the group `values` with the event's `_time`
+    /// values. Fails when a new group would exceed the cap.
+    pub fn add(&mut self, values: &[&[u8]; KEY_FIELDS], times: &[Time<'_>]) -> Result<(), Error> {
+        let hash = self.hash(values);
+        let group = match self.table.find_mut(hash, |g| g.hash == hash && g.key_eq(values)) {
+            Some(g) => g,
+            None => {
+                if self.table.len() >= self.max_groups {
+                    return Err(Error::Limit(format!(
+                        "more than {} distinct groups (max_groups={}): narrow the search or raise max_groups",
+                        self.max_groups, self.max_groups
+                    )));
+                }
+                let total: usize = values.iter().map(|v| v.len()).sum();
+                let total_u32 = u32::try_from(total)
+                    .map_err(|_| Error::Limit("the group-by values of one event exceed 4 GiB".into()))?;
+                let mut key = Vec::with_capacity(total);
+                let mut ends = [0u32; KEY_FIELDS];
+                for (i, v) in values.iter().enumerate() {
+                    key.extend_from_slice(v);
+                    ends[i] = key.len() as u32;
+                }
+                debug_assert_eq!(ends[KEY_FIELDS - 1], total_u32);
+                let group = Group {
+                    hash,
+                    key: key.into_boxed_slice(),
+                    ends,
+                    count: 0,
+                    times: TimeRange::default(),
+                };
+                self.table.insert_unique(hash, group, |g| g.hash).into_mut()
+            }
+        };
+        group.count += 1;
+        for t in times {
+            group.times.add(t);
+        }
+        self.memberships += 1;
+        Ok(())
+    }
+
+    /// Write the result body: a header of `columns` and one row per group,
+    /// sorted by the by-values field by field as byte strings. Returns the
+    /// number of rows written.
+    pub fn write_results(&self, columns: &[&str], out: &mut Vec<u8>) -> usize {
+        let mut groups: Vec<&Group> = self.table.iter().collect();
+        groups.sort_unstable_by(|a, b| {
+            (0..KEY_FIELDS)
+                .map(|i| a.field(i).cmp(b.field(i)))
+                .find(|o| *o != Ordering::Equal)
+                .unwrap_or(Ordering::Equal)
+        });
+        if groups.is_empty() {
+            return 0;
+        }
+        body::write_row(out, columns.iter().map(|c| c.as_bytes()));
+        let mut count = itoa_buf();
+        for g in &groups {
+            let count_text = fmt_u64(g.count, &mut count);
+            let fields = (0..KEY_FIELDS).map(|i| g.field(i));
+            body::write_row(out, fields.chain([count_text, g.times.first(), g.times.last()]));
+        }
+        groups.len()
+    }
+}
+
+fn itoa_buf() -> [u8; 20] {
+    [0; 20]
+}
+
+fn fmt_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const COLS: [&str; 9] = [
+        "Image",
+        "QueryName",
+        "QueryStatus",
+        "process_name",
+        "QueryResults",
+        "dest",
+        "count",
+        "firstTime",
+        "lastTime",
+    ];
+
+    fn key<'a>(q: &'a str, host: &'a str) -> [&'a [u8]; KEY_FIELDS] {
+        [b"C:\\x.exe", q.as_bytes(), b"0", b"x.exe", b"-", host.as_bytes()]
+    }
+
+    fn results(s: &Stats) -> String {
+        let mut out = Vec::new();
+        s.write_results(&COLS, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn counts_and_times_keep_original_text() {
+        let mut s = Stats::new(10);
+        s.add(&key("b", "h"), &[Time::new(b"1700000000.500")]).unwrap();
+        s.add(&key("b", "h"), &[Time::new(b"1700000000.5")]).unwrap();
+        s.add(&key("b", "h"), &[Time::new(b"999")]).unwrap();
+        s.add(&key("a", "h"), &[]).unwrap();
+        let text = results(&s);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "Image,QueryName,QueryStatus,\"process_name\",QueryResults,dest,count,firstTime,lastTime"
+        );
+        assert_eq!(lines[1], "\"C:\\x.exe\",a,0,\"x.exe\",\"-\",h,1,,");
+        assert_eq!(lines[2], "\"C:\\x.exe\",b,0,\"x.exe\",\"-\",h,3,999,\"1700000000.500\"");
+        assert_eq!(s.memberships(), 4);
+    }
+
+    #[test]
+    fn text_times_only_when_no_number() {
+        let mut s = Stats::new(10);
+        s.add(&key("a", "h"), &[Time::new(b"2014-06-11T08:19:59")]).unwrap();
+        s.add(&key("a", "h"), &[Time::new(b"2013-01-01")]).unwrap();
+        assert!(results(&s).ends_with(",2,\"2013-01-01\",\"2014-06-11T08:19:59\"\n"));
+        s.add(&key("a", "h"), &[Time::new(b"5")]).unwrap();
+        assert!(results(&s).ends_with(",3,5,5\n"));
+    }
+
+    #[test]
+    fn sorts_field_by_field_not_by_concatenation() {
+        let mut s = Stats::new(10);
+        s.add(&key("ab", "c"), &[]).unwrap();
+        s.add(&key("a", "bc"), &[]).unwrap();
+        s.add(&key("B", "a"), &[]).unwrap();
+        let text = results(&s);
+        let qs: Vec<&str> = text.lines().skip(1).map(|l| l.split(',').nth(1).unwrap()).collect();
+        assert_eq!(qs, ["B", "a", "ab"]);
+    }
+
+    #[test]
+    fn cap_is_enforced_with_the_option_name() {
+        let mut s = Stats::new(1);
+        s.add(&key("a", "h"), &[]).unwrap();
+        s.add(&key("a", "h"), &[]).unwrap();
+        let e = s.add(&key("b", "h"), &[]).unwrap_err().to_string();
+        assert!(e.contains("max_groups=1"), "{e}");
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(parse_number(b"1700000000.500"), Some(1_700_000_000.5));
+        assert_eq!(parse_number(b"-1"), Some(-1.0));
+        assert_eq!(parse_number(b"inf"), None);
+        assert_eq!(parse_number(b"1e999"), None);
+        assert_eq!(parse_number(b" 1"), None);
+        assert_eq!(parse_number(b"."), None);
+        assert_eq!(parse_number(b"1.2.3"), None);
+    }
+}

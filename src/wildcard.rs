@@ -1,0 +1,290 @@
+//! Splunk wildcard matching, compiled once per search.
+//!
+//! A pattern is Splunk's `field IN ("…")` value: `*` matches any run of
+//! bytes (newlines included), every other byte is literal, and letters
+//! compare ASCII-case-insensitively (non-ASCII bytes compare exactly).
+//!
+//! Nearly every pattern has one of four shapes: `*lit*`, `lit*`, `*lit` or
+//! `lit`. All those literals go into one Aho-Corasick automaton built with
+//! ASCII case folding; a hit counts when its position fits the pattern's
+//! shape (anywhere, at the start, at the end, or the whole value). Patterns
+//! with a `*` inside the literal fall back to a small segment matcher.
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+
+/// How a literal must sit in a value for its pattern to match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Contains,
+    Prefix,
+    Suffix,
+    Exact,
+}
+
+/// A pattern with `*` between literal segments, e.g. `*paste*bin*`.
+#[derive(Debug, Clone)]
+struct Segmented {
+    anchored_start: bool,
+    anchored_end: bool,
+    segments: Vec<Vec<u8>>,
+}
+
+/// The compiled pattern list of one search.
+#[derive(Debug, Clone)]
+pub struct PatternSet {
+    automaton: Option<AhoCorasick>,
+    shapes: Vec<Shape>,
+    only_contains: bool,
+    segmented: Vec<Segmented>,
+    match_all: bool,
+}
+
+/// A pattern the matcher refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatternError {
+    /// The pattern list is empty.
+    #[error("no patterns given")]
+    Empty,
+    /// A pattern is the empty string.
+    #[error("a pattern is empty")]
+    EmptyPattern,
+    /// Building the automaton failed (too large).
+    #[error("the patterns cannot be compiled: {0}")]
+    Build(String),
+}
+
+impl PatternSet {
+    /// Compile `patterns` (Splunk wildcards) into one matcher.
+    pub fn new<P: AsRef<[u8]>>(patterns: &[P]) -> Result<Self, PatternError> {
+        if patterns.is_empty() {
+            return Err(PatternError::Empty);
+        }
+        let mut literals: Vec<Vec<u8>> = Vec::new();
+        let mut shapes = Vec::new();
+        let mut segmented = Vec::new();
+        let mut match_all = false;
+        for p in patterns {
+            let p = p.as_ref();
+            if p.is_empty() {
+                return Err(PatternError::EmptyPattern);
+            }
+            let starts = p.first() == Some(&b'*');
+            let ends = p.last() == Some(&b'*');
+            let segments: Vec<Vec<u8>> = p
+                .split(|&b| b == b'*')
+                .filter(|s| !s.is_empty())
+                .map(<[u8]>::to_vec)
+                .collect();
+            match segments.len() {
+                0 => match_all = true,
+                1 => {
+                    literals.extend(segments);
+                    shapes.push(match (starts, ends) {
+                        (true, true) => Shape::Contains,
+                        (false, true) => Shape::Prefix,
+                        (true, false) => Shape::Suffix,
+                        (false, false) => Shape::Exact,
+                    });
+                }
+                _ => segmented.push(Segmented {
+                    anchored_start: !starts,
+                    anchored_end: !ends,
+                    segments,
+                }),
+            }
+        }
+        let automaton = if literals.is_empty() {
+            None
+        } else {
+            Some(
+                AhoCorasick::builder()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::Standard)
+                    .kind(if literals.len() <= 1000 {
+                        Some(AhoCorasickKind::DFA)
+                    } else {
+                        None
+                    })
+                    .build(&literals)
+                    .map_err(|e| PatternError::Build(e.to_string()))?,
+            )
+        };
+        let only_contains = shapes.iter().all(|s| *s == Shape::Contains);
+        Ok(PatternSet {
+            automaton,
+            shapes,
+            only_contains,
+            segmented,
+            match_all,
+        })
+    }
+
+    /// Does `value` match any pattern? An empty value never matches: in
+    /// Splunk an empty field is an absent field.
+    pub fn is_match(&self, value: &[u8]) -> bool {
+        if value.is_empty() {
+            return false;
+        }
+        if self.match_all {
+            return true;
+        }
+        if let Some(ac) = &self.automaton {
+            if self.only_contains {
+                if ac.is_match(value) {
+                    return true;
+                }
+            } else {
+                let len = value.len();
+                let hit = ac
+                    .find_overlapping_iter(value)
+                    .any(|m| match self.shapes[m.pattern().as_usize()] {
+                        Shape::Contains => true,
+                        Shape::Prefix => m.start() == 0,
+                        Shape::Suffix => m.end() == len,
+                        Shape::Exact => m.start() == 0 && m.end() == len,
+                    });
+                if hit {
+                    return true;
+                }
+            }
+        }
+        self.segmented.iter().any(|s| s.is_match(value))
+    }
+}
+
+impl Segmented {
+    fn is_match(&self, value: &[u8]) -> bool {
+        let (first, rest) = self.segments.split_first().expect("at least two segments");
+        let (last, middle) = rest.split_last().expect("at least two segments");
+        let mut from = 0;
+        if self.anchored_start {
+            if !starts_with_ci(value, first) {
+                return false;
+            }
+            from = first.len();
+        } else {
+            match find_ci(&value[from..], first) {
+                Some(i) => from += i + first.len(),
+                None => return false,
+            }
+        }
+        // The last segment's earliest allowed start.
+        let end_limit = if self.anchored_end {
+            if value.len() < last.len() + from || !value[value.len() - last.len()..].eq_ignore_ascii_case(last) {
+                return false;
+            }
+            value.len() - last.len()
+        } else {
+            value.len()
+        };
+        // Greedy leftmost placement of the middle segments is optimal for `*`-only globs.
+        for seg in middle {
+            match find_ci(&value[from..end_limit], seg) {
+                Some(i) => from += i + seg.len(),
+                None => return false,
+            }
+        }
+        if self.anchored_end {
+            true
+        } else {
+            find_ci(&value[from..], last).is_some()
+        }
+    }
+}
+
+fn starts_with_ci(value: &[u8], lit: &[u8]) -> bool {
+    value.len() >= lit.len() && value[..lit.len()].eq_ignore_ascii_case(lit)
+}
+
+fn find_ci(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.len() > hay.len() {
+        return None;
+    }
+    hay.windows(needle.len()).position(|w| w.eq_ignore_ascii_case(needle))
+}
+
+/// The six patterns of ESCU's search (with the upstream `""*textbin*""`
+/// quoting slip read as `*textbin*`).
+pub const DEFAULT_PATTERNS: [&str; 6] = [
+    "*pastebin*",
+    "*textbin*",
+    "*ngrok.io*",
+    "*discord*",
+    "*duckdns.org*",
+    "*pasteio.com*",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(patterns: &[&str], value: &str) -> bool {
+        PatternSet::new(patterns).unwrap().is_match(value.as_bytes())
+    }
+
+    #[test]
+    fn default_patterns_are_case_insensitive_contains() {
+        let set = PatternSet::new(&DEFAULT_PATTERNS).unwrap();
+        for hit in [
+            "pastebin.com",
+            "PASTEBIN.COM",
+            "x.ngrok.io.",
+            "cdn.discordapp.com",
+            "a.DuckDns.org",
+            "textbin.net",
+        ] {
+            assert!(set.is_match(hit.as_bytes()), "{hit}");
+        }
+        for miss in ["pastebim.com", "ngrok.com", "ngrokxio", "duckdns.or", "", "pasteio.co"] {
+            assert!(!set.is_match(miss.as_bytes()), "{miss}");
+        }
+    }
+
+    #[test]
+    fn shapes_anchor_where_splunk_does() {
+        assert!(m(&["paste*"], "PasteBin.com"));
+        assert!(!m(&["paste*"], "xpaste"));
+        assert!(m(&["*.io"], "a.ngrok.IO"));
+        assert!(!m(&["*.io"], "a.io."));
+        assert!(m(&["pastebin.com"], "PASTEBIN.com"));
+        assert!(!m(&["pastebin.com"], "pastebin.com."));
+        assert!(m(&["*"], "anything"));
+        assert!(!m(&["*"], ""));
+        assert!(m(&["**a**"], "xAx"));
+    }
+
+    #[test]
+    fn segmented_patterns() {
+        assert!(m(&["*paste*bin*"], "xpastexbinx"));
+        assert!(m(&["paste*bin"], "paste.bin"));
+        assert!(!m(&["paste*bin"], "paste.bin."));
+        assert!(m(&["a*a"], "aa"));
+        assert!(!m(&["a*a"], "a"));
+        assert!(m(&["ab*b*bc"], "abbbc"));
+        assert!(!m(&["ab*b*bc"], "abbc"));
+        assert!(m(&["*a*\n*"], "xa\ny"));
+    }
+
+    #[test]
+    fn non_ascii_is_exact_and_newlines_are_literal_to_star() {
+        assert!(m(&["*é*"], "café"));
+        assert!(!m(&["*É*"], "café"));
+        assert!(m(&["*a*"], "\nA\n"));
+    }
+
+    #[test]
+    fn mixed_shapes_in_one_automaton() {
+        let set = PatternSet::new(&["*discord*", "ngrok*", "*.org", "t.me"]).unwrap();
+        assert!(set.is_match(b"NGROK.x"));
+        assert!(set.is_match(b"duckdns.ORG"));
+        assert!(set.is_match(b"T.ME"));
+        assert!(!set.is_match(b"xt.me"));
+        assert!(!set.is_match(b"org.x"));
+    }
+
+    #[test]
+    fn rejects_empty() {
+        assert_eq!(PatternSet::new::<&str>(&[]).unwrap_err(), PatternError::Empty);
+        assert_eq!(PatternSet::new(&[""]).unwrap_err(), PatternError::EmptyPattern);
+    }
+}
