@@ -1,0 +1,53 @@
+# abusedweb: the two set-up commands are `make demo` and `make test`.
+# Everything the tests need (Rust targets, Python venvs, cargo tools) is
+# installed by the targets below; nothing is expected on the machine but
+# rustup/cargo, python3 and the tools of a Debian base image.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+TARBALL := dist/abusedweb-$(VERSION).tar.gz
+
+.PHONY: all build demo test check unit package appinspect bench fuzz fuzz-smoke deny clean
+
+all: build
+
+build:
+	$(CARGO) build --release --locked
+
+## Run the command as splunkd would on an embedded sample of Sysmon EventID 22 events.
+demo: build
+	$(CARGO) run --release --locked --example demo -- target/release/abusedweb
+
+## Every test: style, lints, unit + integration + parity tests, the packaged app
+## (AppInspect, installed-app exchange, reproducibility), fuzz smoke runs, cargo-deny.
+test: check package unit appinspect fuzz-smoke deny
+
+check:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+unit:
+	$(CARGO) test --locked --all-targets
+
+package:
+	scripts/package.sh
+
+appinspect: package
+	scripts/appinspect.sh $(TARBALL)
+
+bench:
+	benches/run.sh
+
+fuzz:
+	scripts/fuzz.sh long
+
+fuzz-smoke:
+	scripts/fuzz.sh smoke
+
+deny:
+	scripts/deny.sh
+
+clean:
+	$(CARGO) clean
+	rm -rf dist
