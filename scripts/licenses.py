@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""Copy the licence texts of everything compiled into the shipped binary.
+
+Usage: licenses.py METADATA_JSON SYSROOT OUT_DIR
+
+METADATA_JSON is `cargo metadata --format-version 1 --filter-platform <target>`.
+Starting from the root package, it follows normal dependencies only (build
+scripts and dev-dependencies are not linked into the binary) and copies each
+crate's LICENSE*/LICENCE*/COPYING*/COPYRIGHT*/NOTICE*/UNLICENSE files into
+OUT_DIR/<crate>-<version>/. A crate without any is an error: we would be
+shipping code whose licence we cannot show.
+
+The Rust standard library and musl libc are linked statically too. The standard
+library's notices come with the toolchain as
+SYSROOT/share/doc/rust/COPYRIGHT-library.html, written out as plain text to
+OUT_DIR/rust-std/COPYRIGHT-library.txt. That file does not cover musl's libc.a
+(the musl target's lib/self-contained/libc.a), so OUT_DIR/musl/COPYRIGHT.txt
+carries musl's MIT notice, built from the toolchain's licenses/MIT.txt.
+
+OUT_DIR/README.txt indexes what was copied. Output depends only on the inputs,
+so two runs give the same bytes.
+"""
+
+import html
+import html.parser
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+LICENCE_NAME = re.compile(r"^(LICEN[CS]E|COPYING|COPYRIGHT|NOTICE|UNLICENSE)", re.IGNORECASE)
+
+
+def normal_deps(meta, into_macros=True):
+    """Package ids reachable from the root through normal dependencies.
+
+    into_macros=False stops at proc-macro crates: what is left is linked into the binary.
+    """
+    nodes = {n["id"]: n for n in meta["resolve"]["nodes"]}
+    packages = {p["id"]: p for p in meta["packages"]}
+    root = meta["resolve"]["root"]
+    seen, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        if not into_macros and pid != root and is_proc_macro(packages[pid]):
+            continue
+        for dep in nodes[pid]["deps"]:
+            if any(k["kind"] is None for k in dep["dep_kinds"]) and dep["pkg"] not in seen:
+                seen.add(dep["pkg"])
+                todo.append(dep["pkg"])
+    seen.discard(root)
+    return seen
+
+
+def is_proc_macro(pkg):
+    return any("proc-macro" in t["kind"] for t in pkg["targets"])
+
+
+class _Text(html.parser.HTMLParser):
+    """HTML to plain text: keep text, break lines at block elements."""
+
+    BLOCK = {"p", "br", "div", "li", "h1", "h2", "h3", "h4", "pre", "tr", "hr", "section"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.out, self.skip = [], 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("script", "style", "head"):
+            self.skip += 1
+        elif tag in self.BLOCK:
+            self.out.append("\n")
+
+    def handle_endtag(self, tag):
+        if tag in ("script", "style", "head"):
+            self.skip -= 1
+        elif tag in self.BLOCK:
+            self.out.append("\n")
+
+    def handle_data(self, data):
+        if not self.skip:
+            self.out.append(data)
+
+
+def html_to_text(src):
+    parser = _Text()
+    parser.feed(src)
+    parser.close()
+    text = html.unescape("".join(parser.out))
+    lines = [line.rstrip() for line in text.splitlines()]
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n")
+    return text + "\n"
+
+
+def main():
+    meta_path, sysroot, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+    with open(meta_path) as f:
+        meta = json.load(f)
+    packages = {p["id"]: p for p in meta["packages"]}
+    out.mkdir(parents=True, exist_ok=True)
+
+    linked = normal_deps(meta, into_macros=False)
+    index, missing = [], []
+    for pid in sorted(normal_deps(meta), key=lambda i: (packages[i]["name"], packages[i]["version"])):
+        pkg = packages[pid]
+        crate_dir = Path(pkg["manifest_path"]).parent
+        files = sorted(p for p in crate_dir.iterdir() if p.is_file() and LICENCE_NAME.match(p.name))
+        if not files:
+            missing.append(f"{pkg['name']} {pkg['version']} ({crate_dir})")
+            continue
+        dest = out / f"{pkg['name']}-{pkg['version']}"
+        dest.mkdir()
+        for src in files:
+            shutil.copyfile(src, dest / src.name)
+        # Proc-macros (and their dependencies) run inside the compiler: the
+        # code they generate is compiled in, their own code is not. Listed anyway.
+        note = ""
+        if is_proc_macro(pkg):
+            note = " [proc-macro: runs at build time, the code it generates is compiled in]"
+        elif pid not in linked:
+            note = " [build time only: used by a proc-macro]"
+        index.append(
+            f"{pkg['name']}-{pkg['version']}: {pkg.get('license') or 'see files'}"
+            f" ({', '.join(p.name for p in files)}){note}"
+        )
+    if missing:
+        sys.exit("licenses.py: no licence file found for:\n  " + "\n  ".join(missing))
+
+    notice = sysroot / "share" / "doc" / "rust" / "COPYRIGHT-library.html"
+    if not notice.is_file():
+        sys.exit(f"licenses.py: {notice} not found (the rustc component ships it)")
+    (out / "rust-std").mkdir()
+    (out / "rust-std" / "COPYRIGHT-library.txt").write_text(html_to_text(notice.read_text()))
+    index.append("rust-std: the Rust standard library, linked statically (COPYRIGHT-library.txt)")
+
+    mit = (sysroot / "share" / "doc" / "rust" / "licenses" / "MIT.txt").read_text()
+    if "<year> <copyright holders>" not in mit:
+        sys.exit("licenses.py: the toolchain's licenses/MIT.txt is not the expected template")
+    (out / "musl").mkdir()
+    (out / "musl" / "COPYRIGHT.txt").write_text(
+        "musl libc (https://musl.libc.org/) is linked statically into\n"
+        "linux_x86_64/bin/abusedweb from the Rust toolchain's x86_64-unknown-linux-musl\n"
+        "target. musl is distributed under the MIT licence; contributors are listed in\n"
+        "the COPYRIGHT file of its source tree. Its math library code (src/math/*,\n"
+        "src/complex/*) is Copyright (C) 1993,2004 Sun Microsystems, 2003-2011 David\n"
+        "Schultz, 2003-2009 Steven G. Kargl, 2003-2009 Bruce D. Evans, 2008 Stephen L.\n"
+        "Moshier or 2017-2018 Arm Limited, as labelled in each file, under permissive\n"
+        "terms.\n\n"
+        + mit.replace("<year> <copyright holders>", "2005-2020 Rich Felker, et al.")
+    )
+    index.append("musl: musl libc, linked statically (COPYRIGHT.txt, MIT)")
+
+    (out / "README.txt").write_text(
+        "Third-party code compiled into (or used to build) linux_x86_64/bin/abusedweb,\n"
+        "with the licence texts each ships (one folder per crate, <name>-<version>).\n\n"
+        + "\n".join(index)
+        + "\n"
+    )
+
+
+if __name__ == "__main__":
+    main()
