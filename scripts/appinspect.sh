@@ -48,7 +48,7 @@ import json, sys
 report = json.load(open(sys.argv[1]))
 summary = report["summary"]
 print("appinspect: " + ", ".join(f"{k} {summary.get(k, 0)}" for k in
-      ("failure", "warning", "error", "skipped", "manual_check", "not_applicable", "success")))
+      ("failure", "warning", "error", "future_failure", "skipped", "not_applicable", "success")))
 for app in report["reports"]:
     for group in app["groups"]:
         for check in group["checks"]:
