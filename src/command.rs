@@ -307,7 +307,14 @@ impl Sink<'_> {
         let mut index = [0usize; KEY_FIELDS];
         loop {
             let key: [&[u8]; KEY_FIELDS] = std::array::from_fn(|i| &scratch[by_values[i][index[i]].clone()]);
-            self.stats.add(&key, times)?;
+            self.stats.add(&key, times).map_err(|e| match e {
+                Error::Limit(m) => Error::Limit(format!(
+                    "chunk {chunk}, row {} (byte offset {}): {m}",
+                    row.number,
+                    base + row.offset
+                )),
+                other => other,
+            })?;
             // Advance the odometer over the value lists, last field fastest.
             let mut k = KEY_FIELDS;
             loop {
