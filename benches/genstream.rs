@@ -398,31 +398,30 @@ fn percent_encode(s: &str) -> String {
     out
 }
 
-/// The patterns beyond the six defaults: domains under `.abused.invalid`,
-/// mostly `*name*` like the ESCU lists, one in ten a `*.suffix` and one in
-/// twenty a `prefix*`, so more than one pattern shape is exercised.
-fn synthetic_patterns(rng: &mut Rng, k: usize) -> Vec<String> {
-    (0..k)
-        .map(|i| {
-            let name = format!("{}-{}.abused.invalid", rng.label(6), i);
-            match i % 20 {
-                0 => format!("{name}*"),
-                1 | 2 => format!("*.{name}"),
-                _ => format!("*{name}*"),
-            }
-        })
-        .collect()
+/// The `patterns=` list for `k` patterns: the six ESCU ones, then domains
+/// under `.abused.invalid`, mostly `*name*` like the ESCU lists, one in ten a
+/// `*.suffix` and one in twenty a `prefix*`, so more than one pattern shape is
+/// exercised. No event of this generator matches the extra ones.
+pub fn patterns(k: usize, seed: u64) -> Vec<String> {
+    // Separate PRNG: the events must not depend on the pattern count.
+    let mut rng = Rng(seed ^ 0x5A5A_5A5A);
+    let mut all: Vec<String> = DEFAULT_PATTERNS.iter().map(|p| p.to_string()).collect();
+    all.extend((0..k.saturating_sub(6)).map(|i| {
+        let name = format!("{}-{}.abused.invalid", rng.label(6), i);
+        match i % 20 {
+            0 => format!("{name}*"),
+            1 | 2 => format!("*.{name}"),
+            _ => format!("*{name}*"),
+        }
+    }));
+    all
 }
 
 fn getinfo(args: &Args) -> Vec<u8> {
     let mut cmd_args: Vec<String> = Vec::new();
     let mut raw_args: Vec<String> = Vec::new();
     if args.patterns > 6 {
-        // Separate PRNG: the events must not depend on the pattern count.
-        let mut prng = Rng(args.seed ^ 0x5A5A_5A5A);
-        let mut patterns: Vec<String> = DEFAULT_PATTERNS.iter().map(|p| p.to_string()).collect();
-        patterns.extend(synthetic_patterns(&mut prng, args.patterns - 6));
-        let joined = patterns.join(" ");
+        let joined = patterns(args.patterns, args.seed).join(" ");
         cmd_args.push(format!("patterns={joined}"));
         raw_args.push(format!("patterns=\"{joined}\""));
     }
