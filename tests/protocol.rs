@@ -507,6 +507,23 @@ fn non_ascii_letters_are_not_case_folded() {
     assert_rows(&rows, &[dns_row(PS, "JüRGEN.example", 1, "2", "2")]);
 }
 
+#[test]
+fn metadata_lengths_are_bytes_and_json_escapes_are_decoded() {
+    // splunklib-style ASCII-only JSON (`\u00fc`) and raw UTF-8 must mean the same.
+    let events = [dns(PS, "J\u{fc}RGEN.example", "1"), dns(PS, "jurgen.example", "2")];
+    let mut escaped = getinfo(&["patterns=*j\u{fc}rgen*"]);
+    escaped.owner = "\u{0e17}t".to_string();
+    let meta = escaped.metadata().replace('\u{fc}', "\\u00fc");
+    // one escaped non-ASCII letter, and raw multibyte UTF-8 elsewhere (M counts bytes)
+    assert!(meta.contains("\\u00fc") && meta.len() > meta.chars().count());
+    let out = run_chunks(
+        bin(),
+        &[chunk(meta.as_bytes(), b""), execute_chunk(true, &body(&events))],
+    );
+    let table = assert_success(&out, &["patterns=*j\u{fc}rgen*"], 1);
+    assert_rows(&table.rows, &[dns_row(PS, "J\u{fc}RGEN.example", 1, "1", "1")]);
+}
+
 // ---------------------------------------------------------------------------
 // missing columns, column order, line ends
 // ---------------------------------------------------------------------------
