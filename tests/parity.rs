@@ -489,7 +489,11 @@ fn check(case: &Case, patterns: Option<&[String]>, field: Option<&str>) -> Resul
 
 fn config() -> Config {
     Config {
-        cases: 64,
+        // 64 keeps `cargo test` fast; PROPTEST_CASES=5000 for a deeper hunt.
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(64),
         max_shrink_iters: 256,
         failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
         ..Config::default()

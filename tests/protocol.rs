@@ -34,6 +34,38 @@ fn getinfo_only_then_eof_exits_zero() {
 }
 
 #[test]
+fn eof_before_any_request_exits_zero_silently() {
+    let out = run_raw(bin(), b"");
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    assert!(out.stdout.is_empty(), "{}", out.describe());
+    assert!(out.stderr.is_empty(), "{}", out.describe());
+}
+
+#[test]
+fn eof_between_execute_requests_exits_zero_without_a_final_reply() {
+    // splunkd cancelling: stdin closes at a chunk boundary before finished:true.
+    let ev = basic_events();
+    let out = run_chunks(
+        bin(),
+        &[
+            getinfo(&[]).chunk(),
+            execute_chunk(false, &body(&ev[..2])),
+            execute_chunk(false, &body(&ev[2..])),
+        ],
+    );
+    let ctx = out.describe();
+    assert_eq!(out.code(), Some(0), "{ctx}");
+    assert_eq!(out.replies.len(), 3, "{ctx}");
+    assert!(out.trailing.is_empty(), "{ctx}");
+    assert!(out.stderr.is_empty(), "{ctx}");
+    for r in &out.replies[1..] {
+        assert_eq!(r.meta_raw, b"{\"finished\":false}", "{ctx}");
+        assert_eq!(r.b, 0);
+    }
+    assert_no_secrets(&out);
+}
+
+#[test]
 fn getinfo_reply_declares_reporting_type() {
     let out = run(&[], &Vec::<Vec<u8>>::new());
     assert_eq!(out.replies[0].meta["type"], "reporting");
@@ -1400,4 +1432,36 @@ fn secrets_are_not_echoed_on_error_paths() {
     let cut = meta.find(SECRET_SESSION_KEY).unwrap() + SECRET_SESSION_KEY.len() + 2;
     let out = run_chunks(bin(), &[chunk(&meta.as_bytes()[..cut], b"")]);
     assert_fatal(&out, &["chunk 1"]);
+}
+
+// ---------------------------------------------------------------------------
+// replaying real splunkd traffic through the binary
+// ---------------------------------------------------------------------------
+
+#[test]
+fn replay_splunk_8_0_3_multibyte_capture() {
+    // 10 chunks captured from splunkd 8.0.3 (getinfo re-serialised by splunklib:
+    // times as floats), 40 682 rows of `_time,teststring` with a Thai letter:
+    // no QueryName, so nothing matches, but every byte must be framed right.
+    use std::io::Read;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/scp2-recordings/splunk-sdk-python/tests/unit/data/custom_search/multibyte_input.gz");
+    let raw = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut input = Vec::new();
+    flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut input).unwrap();
+    let out = run_raw(bin(), &input);
+    let ctx = out.describe();
+    assert_eq!(out.code(), Some(0), "{ctx}");
+    assert!(out.stderr.is_empty(), "{ctx}");
+    assert!(out.trailing.is_empty(), "{ctx}");
+    assert_eq!(out.replies.len(), 10, "{ctx}");
+    assert_getinfo_reply(&out.replies[0], &[]);
+    for r in &out.replies[1..9] {
+        assert_eq!(r.meta_raw, b"{\"finished\":false}", "{ctx}");
+    }
+    assert_eq!(out.replies[9].finished(), Some(true), "{ctx}");
+    assert_eq!(out.replies[9].b, 0, "{ctx}");
+    // the capture's own session key is not echoed either
+    let key = b"nwACeZbFjwt_VBxvPKiz";
+    assert!(!out.stdout.windows(key.len()).any(|w| w == key));
 }
