@@ -8,7 +8,7 @@ CARGO ?= cargo
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 TARBALL := dist/abusedweb-$(VERSION).tar.gz
 
-.PHONY: all build demo test check unit package appinspect bench fuzz fuzz-smoke deny clean
+.PHONY: all build demo test check unit package appinspect reproducible bench fuzz fuzz-smoke deny clean
 
 all: build
 
@@ -21,7 +21,7 @@ demo: build
 
 ## Every test: style, lints, unit + integration + parity tests, the packaged app
 ## (AppInspect, installed-app exchange, reproducibility), fuzz smoke runs, cargo-deny.
-test: check package unit appinspect fuzz-smoke deny
+test: check package unit appinspect reproducible fuzz-smoke deny
 
 check:
 	$(CARGO) fmt --all -- --check
@@ -35,6 +35,10 @@ package:
 
 appinspect: package
 	scripts/appinspect.sh $(TARBALL)
+
+## Two builds of the same commit give the same tarball bytes.
+reproducible: package
+	scripts/check_reproducible.sh
 
 bench:
 	benches/run.sh
