@@ -34,6 +34,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -622,7 +623,10 @@ struct Process {
     /// Pieces of stdout as they arrive; disconnected at EOF.
     from_stdout: Receiver<Vec<u8>>,
     stdout_eof: bool,
-    stderr: Option<JoinHandle<Vec<u8>>>,
+    /// stderr bytes as they arrive (shared with the reader thread, so a
+    /// failure report can show them without waiting for that thread).
+    stderr: Arc<Mutex<Vec<u8>>>,
+    stderr_reader: Option<JoinHandle<()>>,
     deadline: Instant,
     /// Every stdout byte received so far.
     stdout: Vec<u8>,
@@ -670,10 +674,18 @@ impl Process {
             }
         });
 
-        let stderr = thread::spawn(move || {
-            let mut all = Vec::new();
-            let _ = stderr.read_to_end(&mut all);
-            all
+        let stderr_buf = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&stderr_buf);
+        let stderr_reader = thread::spawn(move || {
+            let mut buf = vec![0u8; 8192];
+            while let Ok(n) = stderr.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend_from_slice(&buf[..n]);
+            }
         });
 
         Process {
@@ -682,7 +694,8 @@ impl Process {
             writer: Some(writer),
             from_stdout,
             stdout_eof: false,
-            stderr: Some(stderr),
+            stderr: stderr_buf,
+            stderr_reader: Some(stderr_reader),
             deadline: Instant::now() + timeout,
             stdout: Vec::new(),
             parsed: 0,
@@ -701,20 +714,19 @@ impl Process {
         self.to_stdin = None;
     }
 
+    fn stderr_bytes(&self) -> Vec<u8> {
+        self.stderr.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// Kills the process and panics with what was seen so far.
     fn fail(&mut self, why: &str) -> ! {
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.close_stdin();
-        let stderr = self
-            .stderr
-            .take()
-            .map(|h| h.join().unwrap_or_default())
-            .unwrap_or_default();
+        let stderr = self.stderr_bytes();
         panic!(
-            "{} ({}): {why}\nstdout so far: {:?}\nstderr: {:?}",
+            "test-side splunkd, {}: {why} (process killed)\nstdout so far: {:?}\nstderr: {:?}",
             self.program.display(),
-            "test-side splunkd",
             String::from_utf8_lossy(&self.stdout),
             String::from_utf8_lossy(&stderr)
         );
@@ -784,11 +796,10 @@ impl Process {
         if let Some(w) = self.writer.take() {
             let _ = w.join();
         }
-        let stderr = self
-            .stderr
-            .take()
-            .map(|h| h.join().unwrap_or_default())
-            .unwrap_or_default();
+        if let Some(r) = self.stderr_reader.take() {
+            let _ = r.join();
+        }
+        let stderr = self.stderr_bytes();
         let (more, trailing, framing_error) = split_replies(&self.stdout[self.parsed..]);
         replies.extend(more);
         Outcome {
