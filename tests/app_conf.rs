@@ -244,6 +244,7 @@ fn every_shipped_conf_parses_and_opens_with_a_comment() {
             "app.conf",
             "commands.conf",
             "default.meta",
+            "distsearch.conf",
             "macros.conf",
             "savedsearches.conf",
             "searchbnf.conf"
