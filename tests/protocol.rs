@@ -1465,3 +1465,39 @@ fn replay_splunk_8_0_3_multibyte_capture() {
     let key = b"nwACeZbFjwt_VBxvPKiz";
     assert!(!out.stdout.windows(key.len()).any(|w| w == key));
 }
+
+// ---------------------------------------------------------------------------
+// choices recorded in behaviour.md "Choices where the evidence is silent"
+// ---------------------------------------------------------------------------
+
+#[test]
+fn stray_line_ends_between_chunks_are_skipped() {
+    let ev = basic_events();
+    let mut input = getinfo(&[]).chunk();
+    input.extend(b"\n");
+    input.extend(execute_chunk(false, &body(&ev[..2])));
+    input.extend(b"\r\n");
+    input.extend(execute_chunk(true, &body(&ev[2..])));
+    let out = run_raw(bin(), &input);
+    let table = assert_success(&out, &[], 2);
+    assert_rows(&table.rows, &basic_expected());
+}
+
+#[test]
+fn times_exponent_is_numeric_inf_and_nan_are_text() {
+    assert_eq!(times_of(&["1e9", "900", "10000"]), ("900".into(), "1e9".into()));
+    assert_eq!(times_of(&["inf", "nan", "5", "-1.5"]), ("-1.5".into(), "5".into()));
+    assert_eq!(times_of(&["inf", "nan", "NaN"]), ("NaN".into(), "nan".into()));
+}
+
+#[test]
+fn err_cartesian_explosion_names_the_row() {
+    // 11 values in each of the six by-fields: 11^6 = 1 771 561 combinations.
+    let vals: Vec<String> = (0..11).map(|i| format!("pastebin{i}.com")).collect();
+    let mut e = dns(PS, "x", "1");
+    for f in BY_FIELDS {
+        e = e.set_mv(f, &vals);
+    }
+    let out = run(&[], &[body(&[dns(PS, "pastebin.com", "1"), e])]);
+    assert_fatal(&out, &["chunk 2", "row 2"]);
+}
