@@ -1,0 +1,89 @@
+//! CSV bodies and `__mv_` values over arbitrary bytes.
+//!
+//! * Decoding never panics and gives the same rows, values and errors
+//!   whatever the size of the reads from the body (1 to 16 bytes at a time
+//!   against the whole slice).
+//! * `__mv_` decoding: whatever decodes re-encodes to the same bytes, and any
+//!   list of values survives encode → decode.
+#![no_main]
+
+use abusedweb::body::Decoder;
+use abusedweb::multivalue;
+use libfuzzer_sys::fuzz_target;
+use std::io::Read;
+
+const FIELDS: [&str; 9] = [
+    "_time",
+    "Image",
+    "QueryName",
+    "QueryStatus",
+    "process_name",
+    "QueryResults",
+    "Computer",
+    "teststring",
+    "text",
+];
+
+/// A reader that hands out at most `step` bytes per read.
+struct Trickle<'a> {
+    data: &'a [u8],
+    step: usize,
+}
+
+impl Read for Trickle<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.data.len().min(out.len()).min(self.step);
+        out[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+type Rows = Vec<(u64, u64, Vec<Result<Vec<Vec<u8>>, usize>>)>;
+
+fn decode<R: Read>(body: R) -> (Result<u64, String>, Rows) {
+    let mut decoder = Decoder::new(&FIELDS);
+    let mut rows = Vec::new();
+    let result = decoder.decode(body, 7, 1000, |row| {
+        let fields = (0..FIELDS.len())
+            .map(|i| row.field(i).values().map(|v| v.map(|c| c.into_owned())).collect())
+            .collect();
+        rows.push((row.number, row.offset, fields));
+        Ok(())
+    });
+    (result.map_err(|e| e.to_string()), rows)
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let whole = decode(rest);
+    let trickled = decode(Trickle {
+        data: rest,
+        step: usize::from(mode % 16) + 1,
+    });
+    assert_eq!(whole, trickled);
+    if let Ok(n) = whole.0 {
+        assert_eq!(n as usize, whole.1.len());
+    }
+
+    // The whole input as one encoded `__mv_` value.
+    let decoded: Result<Vec<Vec<u8>>, usize> = multivalue::decode(rest).map(|v| v.map(|c| c.into_owned())).collect();
+    match decoded {
+        Ok(values) => {
+            let mut again = Vec::new();
+            multivalue::encode(values.iter().map(Vec::as_slice), &mut again);
+            assert_eq!(again, rest, "decode then encode changed the bytes");
+        }
+        Err(at) => assert!(at <= rest.len()),
+    }
+    // The input as a list of values (split at NUL) survives encode → decode.
+    let values: Vec<&[u8]> = rest.split(|&b| b == 0).collect();
+    let mut enc = Vec::new();
+    multivalue::encode(values.iter().copied(), &mut enc);
+    let back: Vec<Vec<u8>> = multivalue::decode(&enc)
+        .map(|v| v.expect("our own encoding decodes").into_owned())
+        .collect();
+    assert_eq!(back, values);
+});
