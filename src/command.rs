@@ -68,7 +68,7 @@ pub fn run<R: Read, W: Write>(input: R, output: &mut W) -> i32 {
 }
 
 fn serve<R: Read, W: Write>(input: R, output: &mut W) -> Result<(), Error> {
-    let mut reader = ChunkReader::new(BufReader::with_capacity(256 * 1024, input));
+    let mut reader = ChunkReader::new(BufReader::with_capacity(64 * 1024, input));
     let mut meta = Vec::new();
 
     let Some((request, body_len, at)) = next_request(&mut reader, &mut meta)? else {
