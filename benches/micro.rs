@@ -2,14 +2,16 @@
 //! same generator as `make bench` (benches/genstream.rs):
 //!
 //! * `body_scan`: decoding one 50,000-row execute body with the crate's
-//!   [`Decoder`], next to a floor that only splits rows (memchr for line ends
-//!   plus a quote count), which is what a scan that skips non-matching rows
-//!   could approach;
+//!   [`Decoder`], next to two floors that are not abusedweb: splitting rows
+//!   only (memchr for line ends plus a quote count), and searching the whole
+//!   body for the six patterns at once (Aho-Corasick, ASCII case-insensitive)
+//!   the way ripgrep searches a buffer before it looks for lines. Together
+//!   they bound what a scan that parses only candidate rows could reach;
 //! * `matcher`: [`PatternSet::is_match`] over the QueryName values of a
 //!   chunk, for 6 to 100,000 patterns;
 //! * `aggregation`: [`Stats::add`] for the memberships of 10^6 events at 20%
 //!   match, into a fresh table (every group inserted once) and into a full one
-//!   (lookups only, the steady state), for 2,000 and 100,000 groups;
+//!   (lookups only, the steady state), for 800 (realistic) and 100,000 groups;
 //! * `end_to_end`: [`command::run`] over a whole 10^5-event request stream.
 //!
 //! `cargo bench --bench micro`; `benches/run.py` runs it and copies the
@@ -19,6 +21,7 @@ use abusedweb::aggregate::{Stats, Time, KEY_FIELDS};
 use abusedweb::body::Decoder;
 use abusedweb::command;
 use abusedweb::wildcard::PatternSet;
+use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
 
@@ -101,6 +104,32 @@ fn split_rows(body: &[u8]) -> usize {
     rows
 }
 
+/// Every ASCII case variant of the first `n` bytes of each literal.
+fn case_variant_prefixes(literals: &[String], n: usize) -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    for l in literals {
+        let prefix = &l.as_bytes()[..n.min(l.len())];
+        let mut variants: Vec<Vec<u8>> = vec![Vec::new()];
+        for &b in prefix {
+            let cases = if b.is_ascii_alphabetic() {
+                vec![b.to_ascii_lowercase(), b.to_ascii_uppercase()]
+            } else {
+                vec![b]
+            };
+            variants = variants
+                .iter()
+                .flat_map(|v| cases.iter().map(move |&c| [v.as_slice(), &[c]].concat()))
+                .collect();
+        }
+        for v in variants {
+            if !out.contains(&v) {
+                out.push(v);
+            }
+        }
+    }
+    out
+}
+
 fn body_scan(c: &mut Criterion) {
     let s = stream(&genstream::Args::realistic(50_000, 0.01));
     let body = bodies(&s)[0];
@@ -121,6 +150,33 @@ fn body_scan(c: &mut Criterion) {
     });
     g.bench_function("floor: memchr row split + quote count", |b| {
         b.iter(|| split_rows(black_box(body)))
+    });
+    let literals: Vec<String> = genstream::patterns(6, 1).iter().map(|p| p.replace('*', "")).collect();
+    let ac = AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .kind(Some(AhoCorasickKind::DFA))
+        .build(&literals)
+        .expect("six literals");
+    g.bench_function("floor: whole-body Aho-Corasick DFA, 6 literals", |b| {
+        b.iter(|| ac.find_iter(black_box(body)).count())
+    });
+    // SIMD (Teddy) search for every case variant of each literal's first
+    // three bytes, each candidate then verified case-insensitively.
+    let prefixes = case_variant_prefixes(&literals, 3);
+    let teddy = aho_corasick::packed::Searcher::new(prefixes.iter()).expect("Teddy is available on x86_64");
+    g.bench_function("floor: whole-body Teddy on case-variant prefixes + verify", |b| {
+        b.iter(|| {
+            let body = black_box(body);
+            teddy
+                .find_iter(body)
+                .filter(|m| {
+                    literals.iter().any(|l| {
+                        body.len() - m.start() >= l.len()
+                            && body[m.start()..m.start() + l.len()].eq_ignore_ascii_case(l.as_bytes())
+                    })
+                })
+                .count()
+        })
     });
     g.finish();
 }
@@ -178,7 +234,7 @@ fn add_all(stats: &mut Stats, members: &[([Vec<u8>; KEY_FIELDS], Vec<u8>)]) {
 fn aggregation(c: &mut Criterion) {
     let mut g = c.benchmark_group("aggregation");
     g.sample_size(20);
-    for (name, pool, hosts) in [("2k groups", 2_000, 400), ("100k groups", 100_000, 5_000)] {
+    for (name, pool, hosts) in [("800 groups", 800, 400), ("100k groups", 100_000, 5_000)] {
         let mut args = genstream::Args::realistic(1_000_000, 0.20);
         (args.groups, args.hosts) = (pool, hosts);
         let members = memberships(&args);

@@ -336,7 +336,7 @@ def profile(stream):
     sh(["valgrind", "--tool=callgrind", f"--callgrind-out-file={outfile}",
         PROFILE_DIR / "release" / "abusedweb"], stdin=open(stream.path, "rb"),
        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    text = subprocess.run(["callgrind_annotate", "--inclusive=no", "--threshold=99", str(outfile)],
+    text = subprocess.run(["callgrind_annotate", "--auto=no", "--inclusive=no", "--threshold=99", str(outfile)],
                           capture_output=True, text=True, check=True).stdout
     total, shares = None, {}
     for line in text.splitlines():
@@ -405,8 +405,9 @@ def mb(x):
 
 def main_table(results):
     lines = [
-        "| stream | contender | median wall | events/s | MB/s | peak RSS (MiB) | vs cat | peer / abusedweb |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| stream | contender | median wall | CPU (user+sys) | events/s | MB/s | peak RSS (MiB) | vs cat "
+        "| peer / abusedweb |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         t = r["timing"]
@@ -416,6 +417,7 @@ def main_table(results):
             speed = f"**{m['wall'] / aw:.0f}x**" if name == "splunklib peer" else ""
             lines.append(
                 f"| {r['label']} ({r['size'] / 1e6:.0f} MB) | {name} | {m['wall'] * 1e3:,.0f} ms | "
+                f"{m['cpu'] * 1e3:,.0f} ms | "
                 f"{fmt_rate(m['events_per_s'])} | {m['mb_per_s']:,.0f} | {mb(m['rss'])} | {vs_cat} | {speed} |")
     return lines
 
@@ -564,6 +566,7 @@ def main():
             plan.append((Stream(E6, 0.01, patterns=k), False))
 
     results, notes, six_pattern_rows = [], [], {}
+    load_start = os.getloadavg()[0]
     for stream, is_main in plan:
         log(f"== {stream.label()}")
         try:
@@ -611,6 +614,8 @@ def main():
         prof = profile(prof_stream)
     prof_stream.remove()
 
+    notes.append("Load average (1 min) at start / end of the timed runs: "
+                 f"{load_start:.2f} / {os.getloadavg()[0]:.2f}; other work on this machine inflates medians.")
     micro_rows = None if args.no_micro else micro()
     md = write_report(results, machine, prof, micro_rows, notes, commit)
     print("\n".join(md[md.index("## Targets"):md.index("## Where the time goes")]))
