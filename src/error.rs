@@ -30,18 +30,32 @@ impl fmt::Display for Position {
 pub enum Error {
     /// The chunk framing (`chunked 1.0,M,B\n`) is broken or truncated.
     #[error("malformed request at {at}: {detail}")]
-    Framing { at: Position, detail: String },
+    Framing {
+        /// Where the frame broke.
+        at: Position,
+        /// What was wrong.
+        detail: String,
+    },
     /// The metadata JSON is invalid or asks for something out of order.
     #[error("bad request metadata in {at}: {detail}")]
-    Metadata { at: Position, detail: String },
+    Metadata {
+        /// The request's chunk and its start offset.
+        at: Position,
+        /// What was wrong.
+        detail: String,
+    },
     /// The CSV body cannot be decoded.
     #[error("bad CSV body in chunk {chunk}, row {row} (byte offset {offset}){column}: {detail}", column = column_text(.column))]
     Body {
+        /// 1-based chunk number.
         chunk: u64,
         /// 1-based data row; 0 is the header line.
         row: u64,
+        /// Byte offset in the request stream.
         offset: u64,
+        /// The column, when one is to blame.
         column: Option<String>,
+        /// What was wrong.
         detail: String,
     },
     /// An argument of the `abusedweb` command is unknown or has a bad value.

@@ -14,6 +14,8 @@
 //! * [`guard`]: panics become error replies;
 //! * [`error`]: the error type whose text the user sees.
 
+#![deny(missing_docs)]
+
 pub mod aggregate;
 pub mod body;
 pub mod chunk;
