@@ -2,6 +2,8 @@
 //! well-formed chunks and end either cleanly (exit 0) or with exactly one
 //! error reply as its last chunk (exit 1). Panics, hangs and allocations far
 //! beyond the input are findings (libFuzzer's -timeout and -rss_limit_mb).
+//! (The reply may be much larger than the request: multivalue by-fields form
+//! a cartesian product of groups, by design.)
 //!
 //! Inputs that start with `c` are fed as they are (real captures begin with
 //! `chunked`). Any other first byte selects a valid getinfo request that is
@@ -36,12 +38,4 @@ fuzz_target!(|data: &[u8]| {
     if let Err(e) = reply_check::check_conversation(&out, code) {
         panic!("{e}\noutput: {:?}", String::from_utf8_lossy(&out));
     }
-    // Replies never grow beyond what the input can justify: the result body
-    // holds at most the input's values plus quoting and counts.
-    assert!(
-        out.len() <= 4096 + 4 * input.len(),
-        "{} bytes out for {} in",
-        out.len(),
-        input.len()
-    );
 });
