@@ -29,10 +29,18 @@ struct Segmented {
     segments: Vec<Vec<u8>>,
 }
 
+/// Above this many literals the automaton is built case-sensitive over
+/// lowercased literals, and values are lowercased before the search: building
+/// with ASCII case folding is about 3.5 times slower (2.5 s for 100,000
+/// patterns), while for small sets the folding automaton matches fastest.
+const FOLD_BEFORE_BUILD: usize = 1000;
+
 /// The compiled pattern list of one search.
 #[derive(Debug, Clone)]
 pub struct PatternSet {
     automaton: Option<AhoCorasick>,
+    /// The automaton holds lowercased literals: lowercase values first.
+    lowercase_values: bool,
     shapes: Vec<Shape>,
     only_contains: bool,
     segmented: Vec<Segmented>,
@@ -93,17 +101,21 @@ impl PatternSet {
                 }),
             }
         }
+        let lowercase_values = literals.len() > FOLD_BEFORE_BUILD;
+        if lowercase_values {
+            literals.iter_mut().for_each(|l| l.make_ascii_lowercase());
+        }
         let automaton = if literals.is_empty() {
             None
         } else {
             Some(
                 AhoCorasick::builder()
-                    .ascii_case_insensitive(true)
+                    .ascii_case_insensitive(!lowercase_values)
                     .match_kind(MatchKind::Standard)
-                    .kind(if literals.len() <= 1000 {
-                        Some(AhoCorasickKind::DFA)
-                    } else {
+                    .kind(if lowercase_values {
                         None
+                    } else {
+                        Some(AhoCorasickKind::DFA)
                     })
                     .build(&literals)
                     .map_err(|e| PatternError::Build(e.to_string()))?,
@@ -112,6 +124,7 @@ impl PatternSet {
         let only_contains = shapes.iter().all(|s| *s == Shape::Contains);
         Ok(PatternSet {
             automaton,
+            lowercase_values,
             shapes,
             only_contains,
             segmented,
@@ -129,26 +142,41 @@ impl PatternSet {
             return true;
         }
         if let Some(ac) = &self.automaton {
-            if self.only_contains {
-                if ac.is_match(value) {
+            if self.lowercase_values {
+                let mut stack = [0u8; 256];
+                let mut heap = Vec::new();
+                let lowered = if value.len() <= stack.len() {
+                    &mut stack[..value.len()]
+                } else {
+                    heap.extend_from_slice(value);
+                    &mut heap[..]
+                };
+                lowered.copy_from_slice(value);
+                lowered.make_ascii_lowercase();
+                if self.literal_hit(ac, lowered) {
                     return true;
                 }
-            } else {
-                let len = value.len();
-                let hit = ac
-                    .find_overlapping_iter(value)
-                    .any(|m| match self.shapes[m.pattern().as_usize()] {
-                        Shape::Contains => true,
-                        Shape::Prefix => m.start() == 0,
-                        Shape::Suffix => m.end() == len,
-                        Shape::Exact => m.start() == 0 && m.end() == len,
-                    });
-                if hit {
-                    return true;
-                }
+            } else if self.literal_hit(ac, value) {
+                return true;
             }
         }
         self.segmented.iter().any(|s| s.is_match(value))
+    }
+
+    /// Does a literal of the automaton sit in `value` the way its pattern's
+    /// shape requires?
+    fn literal_hit(&self, ac: &AhoCorasick, value: &[u8]) -> bool {
+        if self.only_contains {
+            return ac.is_match(value);
+        }
+        let len = value.len();
+        ac.find_overlapping_iter(value)
+            .any(|m| match self.shapes[m.pattern().as_usize()] {
+                Shape::Contains => true,
+                Shape::Prefix => m.start() == 0,
+                Shape::Suffix => m.end() == len,
+                Shape::Exact => m.start() == 0 && m.end() == len,
+            })
     }
 }
 
@@ -280,6 +308,34 @@ mod tests {
         assert!(set.is_match(b"T.ME"));
         assert!(!set.is_match(b"xt.me"));
         assert!(!set.is_match(b"org.x"));
+    }
+
+    #[test]
+    fn large_sets_fold_case_the_same_way() {
+        let mut patterns: Vec<String> = (0..FOLD_BEFORE_BUILD + 5).map(|i| format!("*x{i}.Invalid*")).collect();
+        patterns.extend([
+            "PASTE*".to_string(),
+            "*.ORG".to_string(),
+            "T.me".to_string(),
+            "*a*É*".to_string(),
+        ]);
+        let set = PatternSet::new(&patterns).unwrap();
+        assert!(set.lowercase_values);
+        for (value, want) in [
+            ("X12.INVALID", true),
+            ("pastebin.com", true),
+            ("xpaste", false),
+            ("duckdns.org", true),
+            ("t.ME", true),
+            ("xt.me", false),
+            ("AÉ", true),
+            ("aé", false),
+        ] {
+            assert_eq!(set.is_match(value.as_bytes()), want, "{value}");
+        }
+        let long = format!("{}pastebin", "y".repeat(300));
+        assert!(!set.is_match(long.as_bytes()));
+        assert!(set.is_match(format!("PASTE{long}").as_bytes()));
     }
 
     #[test]
