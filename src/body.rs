@@ -297,6 +297,7 @@ impl Decoder {
         let mut eof = false;
         let mut rows = 0u64;
         let mut have_header = false;
+        let mut failed_read: Option<io::Error> = None;
         loop {
             let scan = if pos == filled {
                 if eof {
@@ -342,6 +343,9 @@ impl Decoder {
                     pos = next;
                 }
                 Scan::NeedMore => {
+                    if let Some(e) = failed_read.take() {
+                        return Err(err(rows + 1, window_offset + filled as u64, None, e.to_string()));
+                    }
                     // Keep the unfinished record, make room, read more.
                     self.window.copy_within(pos..filled, 0);
                     filled -= pos;
@@ -351,12 +355,26 @@ impl Decoder {
                         let bigger = self.window.len() * 2;
                         self.window.resize(bigger, 0);
                     }
-                    let n = read_some(&mut body, &mut self.window[filled..])
-                        .map_err(|e| err(rows + 1, window_offset + filled as u64, None, e.to_string()))?;
-                    if n == 0 {
-                        eof = true;
+                    // Fill the whole window before scanning again: the
+                    // unfinished record is rescanned from its start, so
+                    // rescanning after every short read (64 KiB from a pipe)
+                    // made one large record cost quadratic time. Filled, a
+                    // record is rescanned only when the window doubles. A
+                    // read error waits until the rows already read are done,
+                    // so it names the row it happened in.
+                    while filled < self.window.len() {
+                        match read_some(&mut body, &mut self.window[filled..]) {
+                            Ok(0) => {
+                                eof = true;
+                                break;
+                            }
+                            Ok(n) => filled += n,
+                            Err(e) => {
+                                failed_read = Some(e);
+                                break;
+                            }
+                        }
                     }
-                    filled += n;
                 }
                 Scan::Invalid { at, what } => {
                     let row = if have_header { rows + 1 } else { 0 };
