@@ -1231,7 +1231,11 @@ fn the_source_opens_no_files_sockets_or_processes() {
             for word in FORBIDDEN {
                 assert!(!text.contains(word), "{} uses {word}", path.display());
             }
-            assert!(!text.contains("unsafe"), "{} has unsafe code (SECURITY.md says none)", path.display());
+            assert!(
+                !text.contains("unsafe"),
+                "{} has unsafe code (SECURITY.md says none)",
+                path.display()
+            );
             checked += 1;
         }
     }
