@@ -45,8 +45,14 @@ OUT = BENCHES / "out"
 RESULTS_MD = BENCHES / "RESULTS.md"
 VENV = ROOT / "target" / "bench-venv"
 PEER = BENCHES / "peers" / "abusedweb_peer.py"
-ABUSEDWEB = ROOT / "target" / "release" / "abusedweb"
-GENSTREAM = ROOT / "target" / "release" / "examples" / "genstream"
+BUILT_ABUSEDWEB = ROOT / "target" / "release" / "abusedweb"
+BUILT_GENSTREAM = ROOT / "target" / "release" / "examples" / "genstream"
+# The run uses private copies: a cargo build elsewhere in the tree during a
+# run must not swap the binary between two scenarios.
+BIN = ROOT / "target" / "bench-bin"
+ABUSEDWEB = BIN / "abusedweb"
+GENSTREAM = BIN / "genstream"
+PROFILED_ABUSEDWEB = BIN / "abusedweb-symbols"
 PROFILE_DIR = ROOT / "target" / "bench-profile"
 SPLUNK_SDK = "splunk-sdk==2.1.1"  # newest release PyPI serves for this Python
 CHUNK_ROWS = 50_000
@@ -97,8 +103,17 @@ def machine_line():
     )
 
 
-def build():
+def build(with_profile):
+    """Build, then copy the binaries, all from the same state of the tree."""
     sh(["cargo", "build", "--release", "--bin", "abusedweb", "--example", "genstream"], cwd=ROOT)
+    BIN.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(BUILT_ABUSEDWEB, ABUSEDWEB)
+    shutil.copy2(BUILT_GENSTREAM, GENSTREAM)
+    if with_profile:
+        # The release profile strips symbols; the profile wants them (and line tables).
+        env = dict(os.environ, CARGO_PROFILE_RELEASE_STRIP="none", CARGO_PROFILE_RELEASE_DEBUG="line-tables-only")
+        sh(["cargo", "build", "--release", "--bin", "abusedweb", "--target-dir", PROFILE_DIR], cwd=ROOT, env=env)
+        shutil.copy2(PROFILE_DIR / "release" / "abusedweb", PROFILED_ABUSEDWEB)
 
 
 def peer_python():
@@ -330,25 +345,34 @@ def profile(stream):
     if not shutil.which("valgrind"):
         log("valgrind not found (apt-get install valgrind): no profile")
         return None
-    env = dict(os.environ, CARGO_PROFILE_RELEASE_STRIP="none", CARGO_PROFILE_RELEASE_DEBUG="line-tables-only")
-    sh(["cargo", "build", "--release", "--bin", "abusedweb", "--target-dir", PROFILE_DIR], cwd=ROOT, env=env)
     outfile = OUT / "callgrind.out"
     sh(["valgrind", "--tool=callgrind", f"--callgrind-out-file={outfile}",
-        PROFILE_DIR / "release" / "abusedweb"], stdin=open(stream.path, "rb"),
+        PROFILED_ABUSEDWEB], stdin=open(stream.path, "rb"),
        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    text = subprocess.run(["callgrind_annotate", "--auto=no", "--inclusive=no", "--threshold=99", str(outfile)],
-                          capture_output=True, text=True, check=True).stdout
-    total, shares = None, {}
-    for line in text.splitlines():
-        m = re.match(r"\s*([\d,]+)\s+\(\s*([\d.]+)%\)\s+(.*)", line)
-        if m and "PROGRAM TOTALS" in m.group(3):
-            total = int(m.group(1).replace(",", ""))
-        elif m and total is not None:
-            # Inlined code is listed once per source file: add those up.
-            name = simplify_symbol(m.group(3))
-            shares[name] = shares.get(name, 0.0) + float(m.group(2))
-    top = sorted(((p, n) for n, p in shares.items()), reverse=True)[:15]
-    return {"stream": stream.label(), "instructions": total, "top": top}
+    def annotate(inclusive):
+        text = subprocess.run(["callgrind_annotate", "--auto=no", f"--inclusive={inclusive}", "--threshold=99",
+                               str(outfile)], capture_output=True, text=True, check=True).stdout
+        total, shares = None, {}
+        for line in text.splitlines():
+            m = re.match(r"\s*([\d,]+)\s+\(\s*([\d.]+)%\)\s+(.*)", line)
+            if m and "PROGRAM TOTALS" in m.group(3):
+                total = int(m.group(1).replace(",", ""))
+            elif m and total is not None:
+                # Inlined code is listed once per source file it came from:
+                # own costs add up, inclusive ones overlap (keep the largest).
+                name, share = simplify_symbol(m.group(3)), float(m.group(2))
+                shares[name] = shares.get(name, 0.0) + share if inclusive == "no" else max(shares.get(name, 0), share)
+        return total, shares
+
+    total, own = annotate("no")
+    _, incl = annotate("yes")
+    runtime = re.compile(r"^(main|\(below main\)|0x[0-9a-f]+|__libc_start.*|std::.*|abusedweb::main)$")
+    return {
+        "stream": stream.label(),
+        "instructions": total,
+        "top": sorted(((p, n) for n, p in own.items()), reverse=True)[:15],
+        "inclusive": sorted(((p, n) for n, p in incl.items() if not runtime.match(n) and p >= 2.0), reverse=True)[:12],
+    }
 
 
 def simplify_symbol(s):
@@ -374,14 +398,16 @@ def micro():
         if re.match(r"^\S", line) and "time:" not in line and not line.startswith(
                 ("Benchmarking", "Gnuplot", "Found", "Running", "WARNING")):
             pending = line.strip()
+        # Values come as "low unit median unit high unit"; the "change:"
+        # block below a result has bare percentages and is skipped.
         m = re.match(r"^(\S.*?)?\s+time:\s+\[(.*?)\]", line)
-        if m:
+        if m and len(m.group(2).split()) == 6:
             label = (m.group(1) or "").strip() or pending
             parts = m.group(2).split()
             rows.append([label, f"{parts[2]} {parts[3]}", ""])
             pending = None
         m = re.match(r"^\s+thrpt:\s+\[(.*?)\]", line)
-        if m and rows:
+        if m and rows and len(m.group(1).split()) == 6:
             parts = m.group(1).split()
             rows[-1][2] = f"{parts[2]} {parts[3]}"
     return rows
@@ -524,6 +550,8 @@ def write_report(results, machine, prof, micro_rows, notes, commit):
                "Functions by own (exclusive) instruction count:", "",
                "| share | function |", "|---:|---|"]
         md += [f"| {p:.1f}% | `{f}` |" for p, f in prof["top"]] + [""]
+        md += ["Including what they call:", "", "| share | function |", "|---:|---|"]
+        md += [f"| {p:.1f}% | `{f}` |" for p, f in prof["inclusive"]] + [""]
     if notes:
         md += ["## Notes", ""] + [f"* {n}" for n in notes] + [""]
     md += ["## Where the time goes", "", kept_analysis(), ""]
@@ -545,7 +573,7 @@ def main():
     args = ap.parse_args()
 
     OUT.mkdir(parents=True, exist_ok=True)
-    build()
+    build(not args.no_profile)
     py = peer_python()
     machine = machine_line()
     commit = out_text(["git", "-C", str(ROOT), "describe", "--always", "--dirty"])
@@ -616,8 +644,10 @@ def main():
 
     notes.append("Load average (1 min) at start / end of the timed runs: "
                  f"{load_start:.2f} / {os.getloadavg()[0]:.2f}; other work on this machine inflates medians.")
-    micro_rows = None if args.no_micro else micro()
-    md = write_report(results, machine, prof, micro_rows, notes, commit)
+    # Write once before the micro benchmarks, which take minutes, then again with them.
+    md = write_report(results, machine, prof, None, notes, commit)
+    if not args.no_micro:
+        md = write_report(results, machine, prof, micro(), notes, commit)
     print("\n".join(md[md.index("## Targets"):md.index("## Where the time goes")]))
 
 
