@@ -918,12 +918,16 @@ fn mutation_bases() -> Vec<Vec<u8>> {
         let Some(stream) = read_capture(rel) else {
             continue;
         };
-        bases.push(cut(&stream, 48 << 10));
+        bases.push(cut(&stream, 64 << 10));
+        // Execute chunks small enough to keep mutation runs fast.
         let executes: Vec<u8> = split_chunks(&stream)
             .iter()
-            .filter(|c| c.2)
+            .filter(|c| c.2 && c.1 - c.0 <= 16 << 10)
             .flat_map(|c| stream[c.0..c.1].to_vec())
             .collect();
+        if executes.is_empty() {
+            continue;
+        }
         let field_arg = format!("field={field}");
         let mut transplanted = getinfo(&[&field_arg, "patterns=*t* *0*"]);
         transplanted.extend(cut(&executes, 48 << 10));
@@ -934,16 +938,32 @@ fn mutation_bases() -> Vec<Vec<u8>> {
 
 fn mutate(rng: &mut Rng, bases: &[Vec<u8>]) -> Vec<u8> {
     let mut data = bases[rng.below(bases.len())].clone();
-    for _ in 0..1 + rng.below(4) {
+    if rng.below(3) != 0 {
+        // Two inputs in three keep their framing: edits inside one chunk's
+        // metadata or body, with the header's lengths rewritten to match,
+        // so they reach the JSON, CSV and aggregation code.
+        for _ in 0..1 + rng.below(3) {
+            data = reframed_edit(rng, &data);
+        }
+        return data;
+    }
+    // The rest get raw edits, which mostly break the framing: one edit, or
+    // two to four; half of them land in the last two thirds (the bodies).
+    let edits = if rng.below(2) == 0 { 1 } else { 2 + rng.below(3) };
+    for _ in 0..edits {
         let len = data.len();
-        let at = rng.below(len + 1);
+        let at = if rng.below(2) == 0 {
+            rng.below(len + 1)
+        } else {
+            len / 3 + rng.below(len - len / 3 + 1)
+        };
         match rng.below(10) {
             0 if len > 0 => {
-                let i = rng.below(len);
+                let i = at.min(len - 1);
                 data[i] ^= 1 << rng.below(8);
             }
             1 if len > 0 => {
-                let i = rng.below(len);
+                let i = at.min(len - 1);
                 data[i] = rng.next() as u8;
             }
             2 => data.truncate(at),
@@ -1029,6 +1049,70 @@ fn secret_in_error(out: &[u8]) -> Option<String> {
     leaked.then(|| text.to_string())
 }
 
+/// Edit the metadata or body of one chunk and fix its header's lengths.
+fn reframed_edit(rng: &mut Rng, data: &[u8]) -> Vec<u8> {
+    let chunks = split_chunks(data);
+    if chunks.is_empty() {
+        return data.to_vec();
+    }
+    // Mostly chunks that carry a body.
+    let with_body: Vec<_> = chunks.iter().filter(|c| c.2).copied().collect();
+    let pool = if with_body.is_empty() || rng.below(4) == 0 {
+        &chunks
+    } else {
+        &with_body
+    };
+    let (start, end, _) = pool[rng.below(pool.len())];
+    let eol = start + data[start..].iter().position(|&b| b == b'\n').unwrap();
+    let line = String::from_utf8_lossy(&data[start..eol]).into_owned();
+    let m: usize = line.split(',').nth(1).unwrap().trim().parse().unwrap();
+    let mut meta = data[eol + 1..eol + 1 + m].to_vec();
+    let mut body = data[eol + 1 + m..end].to_vec();
+    // Bodies mostly; metadata now and then.
+    let part = if rng.below(4) == 0 || body.is_empty() {
+        &mut meta
+    } else {
+        &mut body
+    };
+    let len = part.len();
+    let at = rng.below(len + 1);
+    match rng.below(6) {
+        0 if len > 0 => part[at.min(len - 1)] ^= 1 << rng.below(8),
+        1 => {
+            let s: &[u8] = [&b"\n"[..], b"\r\n", b"\"", b"$", b";", b",", b"$$", b"\0", b"\"\""][rng.below(9)];
+            part.splice(at..at, s.iter().copied());
+        }
+        2 => {
+            let end = (at + 1 + rng.below(32)).min(len);
+            part.drain(at.min(end)..end);
+        }
+        3 if len > 0 => {
+            // Repeat a line (an event) many times.
+            let from = part[..at.min(len - 1)]
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1);
+            let to = part[from..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(len, |i| from + i + 1);
+            let line = part[from..to].to_vec();
+            for _ in 0..1 + rng.below(50) {
+                part.splice(to..to, line.iter().copied());
+            }
+        }
+        4 => {
+            let word: &[u8] = [&b"pastebin"[..], b"ngrok.io", b"__mv_", b"QueryName", b"1e308", b"-"][rng.below(6)];
+            part.splice(at..at, word.iter().copied());
+        }
+        _ => part.truncate(at),
+    }
+    let mut out = data[..start].to_vec();
+    out.extend(chunk(&meta, &body));
+    out.extend_from_slice(&data[end..]);
+    out
+}
+
 fn save_failure(tag: &str, input: &[u8]) -> PathBuf {
     let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("hostile-failure-{tag}"));
     std::fs::write(&path, input).unwrap();
@@ -1041,6 +1125,7 @@ fn thousands_of_mutations_in_process() {
     assert!(bases.len() >= 3);
     let mut rng = Rng(0x5eed_ab05_ed0e_b001);
     let (mut errors, mut clean) = (0, 0);
+    let mut kinds = std::collections::BTreeMap::new();
     for i in 0..4000 {
         let input = mutate(&mut rng, &bases);
         let started = Instant::now();
@@ -1058,14 +1143,36 @@ fn thousands_of_mutations_in_process() {
             "mutation {i} took {elapsed:?}; input saved to {}",
             save_failure(&format!("slow-{i}"), &input).display()
         );
+        if let Some(leak) = secret_in_error(&out) {
+            panic!(
+                "mutation {i} leaked a secret: {leak}; input saved to {}",
+                save_failure(&format!("lib-{i}"), &input).display()
+            );
+        }
         if code == 0 {
             clean += 1;
         } else {
             errors += 1;
+            let replies = parse_replies(&out).unwrap();
+            let text = error_text(replies.last().unwrap()).unwrap();
+            let kind = [
+                "malformed request",
+                "bad request metadata",
+                "bad CSV body",
+                "Valid options",
+            ]
+            .into_iter()
+            .find(|k| text.contains(k))
+            .unwrap_or("limit");
+            *kinds.entry(kind).or_insert(0) += 1;
         }
     }
-    eprintln!("4000 mutations in-process: {clean} clean conversations, {errors} error replies");
-    assert!(clean > 100 && errors > 100, "mutations should reach both outcomes");
+    eprintln!("4000 mutations in-process: {clean} clean conversations, {errors} error replies {kinds:?}");
+    assert!(clean > 400 && errors > 1000, "mutations should reach both outcomes");
+    assert!(
+        kinds.len() >= 5,
+        "mutations should reach every kind of error: {kinds:?}"
+    );
 }
 
 #[test]
