@@ -1,11 +1,24 @@
 //! The JSON metadata of requests (what splunkd asks) and replies (what we answer).
 //!
-//! Requests are parsed into a `serde_json::Value` first and then read key by
-//! key, so that every message we produce names the key that was wrong and
-//! never echoes a value: serde's own type errors quote the offending value,
-//! which could be a session key or search text.
+//! Requests are read in three steps so that memory stays proportional to what
+//! the command keeps and no message ever echoes a value: the syntax is checked
+//! without building anything (`IgnoredAny`); the top-level object is read with
+//! every key but `action`, `finished` and `searchinfo` skipped, and
+//! `searchinfo` kept as raw text; from it only `args` is read, element by
+//! element, refusing more than [`MAX_ARGS`]. serde's own type errors quote the
+//! offending value (which could be a session key or search text), so every
+//! type check here is ours and names the key instead.
 
-use serde_json::{json, Map, Value};
+use serde::de::{self, IgnoredAny, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::json;
+use serde_json::value::RawValue;
+use std::fmt;
+
+/// Most entries `searchinfo.args` may hold. The command has four options and
+/// refuses repeats, so a longer list can only be a mistake or an attack, and
+/// refusing it early keeps a huge argument list from being materialised.
+pub const MAX_ARGS: usize = 64;
 
 /// What a request asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,13 +42,165 @@ pub struct Request {
     pub args: Vec<String>,
 }
 
+/// The top level: three keys kept as raw text, every other key skipped unread.
+#[derive(Deserialize)]
+struct Top<'a> {
+    #[serde(borrow)]
+    action: Option<&'a RawValue>,
+    #[serde(borrow)]
+    finished: Option<&'a RawValue>,
+    #[serde(borrow)]
+    searchinfo: Option<&'a RawValue>,
+}
+
+/// `searchinfo`: only `args` is read.
+#[derive(Deserialize)]
+struct SearchInfo {
+    args: Option<Args>,
+}
+
+/// `searchinfo.args`, or why it was refused (our text, never a value).
+enum Args {
+    List(Vec<String>),
+    Refused(String),
+}
+
+impl<'de> Deserialize<'de> for Args {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ArgsVisitor)
+    }
+}
+
+struct ArgsVisitor;
+
+impl ArgsVisitor {
+    fn refuse<E>(what: &str) -> Result<Args, E> {
+        Ok(Args::Refused(format!(
+            "\"searchinfo.args\" is {what} where an array was expected"
+        )))
+    }
+}
+
+impl<'de> Visitor<'de> for ArgsVisitor {
+    type Value = Args;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of strings")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Args, A::Error> {
+        let mut list = Vec::new();
+        let mut i = 0;
+        while let Some(item) = seq.next_element::<Item>()? {
+            if i == MAX_ARGS {
+                // Skip the rest unread: the answer is already known.
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                return Ok(Args::Refused(format!(
+                    "\"searchinfo.args\" has more than {MAX_ARGS} entries"
+                )));
+            }
+            match item {
+                Item::Text(s) => list.push(s),
+                Item::Other(kind) => {
+                    while seq.next_element::<IgnoredAny>()?.is_some() {}
+                    return Ok(Args::Refused(format!(
+                        "searchinfo.args[{i}] is {kind} where a string was expected"
+                    )));
+                }
+            }
+            i += 1;
+        }
+        Ok(Args::List(list))
+    }
+    fn visit_unit<E>(self) -> Result<Args, E> {
+        Ok(Args::List(Vec::new()))
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Args, E> {
+        Self::refuse("a boolean")
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Args, E> {
+        Self::refuse("a number")
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Args, E> {
+        Self::refuse("a number")
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Args, E> {
+        Self::refuse("a number")
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Args, E> {
+        Self::refuse("a string")
+    }
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Args, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Self::refuse("an object")
+    }
+}
+
+/// One element of `args`: a string is kept, anything else is only named.
+enum Item {
+    Text(String),
+    Other(&'static str),
+}
+
+impl<'de> Deserialize<'de> for Item {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ItemVisitor;
+        impl<'de> Visitor<'de> for ItemVisitor {
+            type Value = Item;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Item, E> {
+                Ok(Item::Text(s.to_owned()))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Item, E> {
+                Ok(Item::Text(s))
+            }
+            fn visit_unit<E>(self) -> Result<Item, E> {
+                Ok(Item::Other("null"))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Item, E> {
+                Ok(Item::Other("a boolean"))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Item, E> {
+                Ok(Item::Other("a number"))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Item, E> {
+                Ok(Item::Other("a number"))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Item, E> {
+                Ok(Item::Other("a number"))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Item, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Item::Other("an array"))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Item, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Item::Other("an object"))
+            }
+        }
+        d.deserialize_any(ItemVisitor)
+    }
+}
+
+/// The JSON kind of a value, from its first byte (the text is valid JSON).
+fn kind_of(raw: &[u8]) -> &'static str {
+    match raw.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => "an object",
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
+    }
+}
+
 /// Parse one request's metadata. The error text describes the problem
 /// without quoting request content beyond a short action name.
 pub fn parse_request(bytes: &[u8]) -> Result<Request, String> {
     if bytes.is_empty() {
         return Err("the request has no metadata (length 0)".into());
     }
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+    serde_json::from_slice::<IgnoredAny>(bytes).map_err(|e| {
         format!(
             "the metadata is not valid JSON ({} at line {} column {})",
             match e.classify() {
@@ -46,75 +211,59 @@ pub fn parse_request(bytes: &[u8]) -> Result<Request, String> {
             e.column()
         )
     })?;
-    let Value::Object(map) = value else {
-        return Err(format!(
-            "the metadata is JSON {} where an object was expected",
-            kind(&value)
-        ));
+    let top_kind = kind_of(bytes);
+    if top_kind != "an object" {
+        return Err(format!("the metadata is JSON {top_kind} where an object was expected"));
+    }
+    // Valid JSON, an object, and every kept field accepts any JSON value:
+    // only a repeated key can still fail, and its message names the key.
+    let top: Top<'_> = serde_json::from_slice(bytes).map_err(|e| format!("the metadata object is malformed: {e}"))?;
+    let action = match top.action.map(|raw| (kind_of(raw.get().as_bytes()), raw)) {
+        None => return Err("the metadata has no \"action\"".into()),
+        Some(("a string", raw)) => {
+            let name: String = serde_json::from_str(raw.get()).map_err(|e| format!("\"action\" is malformed: {e}"))?;
+            match name.as_str() {
+                "getinfo" => Action::Getinfo,
+                "execute" => Action::Execute,
+                _ => {
+                    return Err(format!(
+                        "unknown action \"{}\" (expected \"getinfo\" or \"execute\")",
+                        crate::error::excerpt(name.as_bytes(), 20)
+                    ))
+                }
+            }
+        }
+        Some((other, _)) => return Err(format!("\"action\" is {other} where a string was expected")),
     };
-    let action = match map.get("action") {
-        Some(Value::String(s)) if s == "getinfo" => Action::Getinfo,
-        Some(Value::String(s)) if s == "execute" => Action::Execute,
-        Some(Value::String(s)) => {
+    let finished = match top.finished.map(|raw| raw.get()) {
+        None | Some("null") => false,
+        Some("true") => true,
+        Some("false") => false,
+        Some(other) => {
             return Err(format!(
-                "unknown action \"{}\" (expected \"getinfo\" or \"execute\")",
-                crate::error::excerpt(s.as_bytes(), 20)
+                "\"finished\" is {} where a boolean was expected",
+                kind_of(other.as_bytes())
             ))
         }
-        Some(other) => return Err(format!("\"action\" is {} where a string was expected", kind(other))),
-        None => return Err("the metadata has no \"action\"".into()),
     };
-    let finished = match map.get("finished") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(other) => return Err(format!("\"finished\" is {} where a boolean was expected", kind(other))),
-    };
-    let args = match action {
-        Action::Getinfo => read_args(&map)?,
-        Action::Execute => Vec::new(),
+    let args = match (action, top.searchinfo) {
+        (Action::Getinfo, Some(raw)) => read_args(raw)?,
+        _ => Vec::new(),
     };
     Ok(Request { action, finished, args })
 }
 
-fn read_args(map: &Map<String, Value>) -> Result<Vec<String>, String> {
-    let searchinfo = match map.get("searchinfo") {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::Object(s)) => s,
-        Some(other) => {
-            return Err(format!(
-                "\"searchinfo\" is {} where an object was expected",
-                kind(other)
-            ))
-        }
-    };
-    match searchinfo.get("args") {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Array(items)) => items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| match item {
-                Value::String(s) => Ok(s.clone()),
-                other => Err(format!(
-                    "searchinfo.args[{i}] is {} where a string was expected",
-                    kind(other)
-                )),
-            })
-            .collect(),
-        Some(other) => Err(format!(
-            "\"searchinfo.args\" is {} where an array was expected",
-            kind(other)
-        )),
+fn read_args(raw: &RawValue) -> Result<Vec<String>, String> {
+    match kind_of(raw.get().as_bytes()) {
+        "null" => return Ok(Vec::new()),
+        "an object" => {}
+        other => return Err(format!("\"searchinfo\" is {other} where an object was expected")),
     }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+    let info: SearchInfo = serde_json::from_str(raw.get()).map_err(|e| format!("\"searchinfo\" is malformed: {e}"))?;
+    match info.args {
+        None => Ok(Vec::new()),
+        Some(Args::List(list)) => Ok(list),
+        Some(Args::Refused(why)) => Err(why),
     }
 }
 
@@ -184,6 +333,22 @@ mod tests {
     }
 
     #[test]
+    fn refuses_long_argument_lists_and_tolerates_whitespace() {
+        let many: Vec<String> = (0..=MAX_ARGS).map(|i| format!("\"a{i}\"")).collect();
+        let meta = format!(
+            "{{\"action\":\"getinfo\",\"searchinfo\":{{\"args\":[{}]}}}}",
+            many.join(",")
+        );
+        let e = parse_request(meta.as_bytes()).unwrap_err();
+        assert!(e.contains("more than 64 entries"), "{e}");
+        let r =
+            parse_request(b" { \"finished\" : true , \"action\" : \"execute\" , \"x\": [1, {\"y\": null}] } ").unwrap();
+        assert!(r.finished);
+        let r = parse_request(b"{\"action\":\"getinfo\",\"searchinfo\":{\"args\":null,\"search\":\"%7C\"}}").unwrap();
+        assert!(r.args.is_empty());
+    }
+
+    #[test]
     fn parses_execute() {
         let r = parse_request(br#"{"action":"execute","finished":true}"#).unwrap();
         assert_eq!((r.action, r.finished), (Action::Execute, true));
@@ -223,11 +388,11 @@ mod tests {
             getinfo_reply(&["_time", "QueryName"]),
             br#"{"required_fields":["_time","QueryName"],"type":"reporting"}"#
         );
-        let e: Value = serde_json::from_slice(&error_reply("boom \"x\"")).unwrap();
+        let e: serde_json::Value = serde_json::from_slice(&error_reply("boom \"x\"")).unwrap();
         assert_eq!(e["error"], "boom \"x\"");
         assert_eq!(e["inspector"]["messages"][0][0], "ERROR");
         assert_eq!(e["finished"], true);
-        let f: Value = serde_json::from_slice(&final_reply(&Metrics {
+        let f: serde_json::Value = serde_json::from_slice(&final_reply(&Metrics {
             events_read: 5,
             ..Metrics::default()
         }))

@@ -388,8 +388,22 @@ fn malformed_cases() -> Vec<Case> {
         Case {
             name: "JSON nested 10,000 deep",
             input: chunk(format!("{}{}", "[".repeat(10_000), "]".repeat(10_000)), ""),
-            error: "bad request metadata in chunk 1 (byte offset 0): the metadata is not valid JSON (syntax error at \
-                    line 1 column 128)"
+            error: "bad request metadata in chunk 1 (byte offset 0): the metadata is JSON an array where an object \
+                    was expected"
+                .into(),
+        },
+        Case {
+            name: "JSON nested 100,000 deep inside searchinfo.args",
+            input: chunk(
+                format!(
+                    "{{\"action\":\"getinfo\",\"searchinfo\":{{\"args\":[{}{}]}}}}",
+                    "[".repeat(100_000),
+                    "]".repeat(100_000)
+                ),
+                "",
+            ),
+            error: "bad request metadata in chunk 1 (byte offset 0): searchinfo.args[0] is an array where a string \
+                    was expected"
                 .into(),
         },
         Case {
