@@ -20,6 +20,13 @@ use std::hash::{BuildHasher, Hasher};
 /// Number of by-fields the detection groups on.
 pub const KEY_FIELDS: usize = 6;
 
+/// Most bytes of by-field values the group table may hold. `max_groups`
+/// bounds how many groups there are, this bounds how large they are: one
+/// event with big multivalue fields could otherwise fill memory with few
+/// groups. Real detections hold a few hundred bytes per group, so the
+/// default `max_groups` of 1,000,000 fits well inside it.
+pub const MAX_GROUP_BYTES: usize = 512 << 20;
+
 /// Running minimum and maximum of one group's `_time` values.
 #[derive(Debug, Clone, Default)]
 struct TimeRange {
@@ -147,6 +154,7 @@ pub struct Stats {
     hasher: FixedState,
     max_groups: usize,
     memberships: u64,
+    key_bytes: usize,
 }
 
 impl Stats {
@@ -157,6 +165,7 @@ impl Stats {
             hasher: FixedState::default(),
             max_groups,
             memberships: 0,
+            key_bytes: 0,
         }
     }
 
@@ -193,15 +202,19 @@ impl Stats {
                     )));
                 }
                 let total: usize = values.iter().map(|v| v.len()).sum();
-                let total_u32 = u32::try_from(total)
-                    .map_err(|_| Error::Limit("the group-by values of one event exceed 4 GiB".into()))?;
+                if self.key_bytes + total > MAX_GROUP_BYTES {
+                    return Err(Error::Limit(format!(
+                        "the result groups would hold more than {} MiB of field values: narrow the search",
+                        MAX_GROUP_BYTES >> 20
+                    )));
+                }
+                self.key_bytes += total;
                 let mut key = Vec::with_capacity(total);
                 let mut ends = [0u32; KEY_FIELDS];
                 for (i, v) in values.iter().enumerate() {
                     key.extend_from_slice(v);
                     ends[i] = key.len() as u32;
                 }
-                debug_assert_eq!(ends[KEY_FIELDS - 1], total_u32);
                 let group = Group {
                     hash,
                     key: key.into_boxed_slice(),
@@ -333,6 +346,18 @@ mod tests {
         s.add(&key("a", "h"), &[]).unwrap();
         let e = s.add(&key("b", "h"), &[]).unwrap_err().to_string();
         assert!(e.contains("max_groups=1"), "{e}");
+    }
+
+    #[test]
+    fn bytes_held_by_groups_are_capped() {
+        let mut s = Stats::new(10);
+        let big = vec![b'x'; MAX_GROUP_BYTES / 2];
+        let key = |q: &'static [u8]| -> [&[u8]; KEY_FIELDS] { [&big, q, b"0", b"p", b"-", b"h"] };
+        s.add(&key(b"a"), &[]).unwrap();
+        s.add(&key(b"a"), &[]).unwrap();
+        let e = s.add(&key(b"b"), &[]).unwrap_err().to_string();
+        assert!(e.contains("more than 512 MiB"), "{e}");
+        assert_eq!(s.groups(), 1);
     }
 
     #[test]

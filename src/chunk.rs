@@ -33,8 +33,8 @@ pub struct Header {
 pub fn parse_header(line: &[u8]) -> Result<Header, String> {
     let bad = || {
         format!(
-            "expected a header `chunked 1.0,<metadata length>,<body length>`, found \"{}\"",
-            excerpt(line, 40)
+            "expected a header `chunked 1.0,<metadata length>,<body length>`, found {}",
+            describe(line)
         )
     };
     let rest = line.strip_prefix(b"chunked").ok_or_else(bad)?;
@@ -51,6 +51,17 @@ pub fn parse_header(line: &[u8]) -> Result<Header, String> {
         return Err(bad());
     }
     Ok(Header { metadata_len, body_len })
+}
+
+/// What stands where a header should, for an error message. Only a line that
+/// starts like a header is quoted: anything else may be the inside of a
+/// misframed metadata block, session key included, so it is only measured.
+fn describe(line: &[u8]) -> String {
+    if line.starts_with(b"chunked") {
+        format!("\"{}\"", excerpt(line, 40))
+    } else {
+        format!("{} bytes that do not start with \"chunked\"", line.len())
+    }
 }
 
 fn trim_start(bytes: &[u8]) -> &[u8] {
@@ -140,8 +151,8 @@ impl<R: BufRead> ChunkReader<R> {
             })?;
             if buf.is_empty() {
                 return Err(self.framing(format!(
-                    "the stream ended inside a chunk header (no LF after \"{}\")",
-                    excerpt(&line[..len], 40)
+                    "the stream ended inside a chunk header (no LF after {})",
+                    describe(&line[..len])
                 )));
             }
             let room = MAX_HEADER_LINE - len;
@@ -158,8 +169,8 @@ impl<R: BufRead> ChunkReader<R> {
             self.inner.consume(n);
             if len == MAX_HEADER_LINE {
                 return Err(self.framing(format!(
-                    "no LF within the first {MAX_HEADER_LINE} bytes of a chunk header (\"{}\")",
-                    excerpt(&line[..len], 40)
+                    "no LF within the first {MAX_HEADER_LINE} bytes of a chunk header ({})",
+                    describe(&line[..len])
                 )));
             }
         }
