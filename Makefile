@@ -8,7 +8,7 @@ CARGO ?= cargo
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 TARBALL := dist/abusedweb-$(VERSION).tar.gz
 
-.PHONY: all build demo test check unit package appinspect reproducible bench fuzz fuzz-smoke deny clean
+.PHONY: all build demo test check unit package appinspect reproducible bench bench-quick fuzz fuzz-smoke deny clean
 
 all: build
 
@@ -40,8 +40,12 @@ appinspect: package
 reproducible: package
 	scripts/check_reproducible.sh
 
+## Benchmarks side by side (cat, abusedweb, the splunklib peer); writes benches/RESULTS.md.
 bench:
-	benches/run.sh
+	python3 benches/run.py
+
+bench-quick:
+	python3 benches/run.py --quick --no-profile --no-micro
 
 fuzz:
 	scripts/fuzz.sh long
