@@ -18,6 +18,32 @@
 
 use serde_json::Value;
 
+/// The getinfo requests the `request_stream` fuzz target can put in front of
+/// its input (see [`request_stream_input`]).
+pub const SELECTOR_GETINFOS: [&str; 5] = [
+    r#"{"action":"getinfo","searchinfo":{"args":[],"session_key":"k"}}"#,
+    r#"{"action":"getinfo","searchinfo":{"args":["patterns=* "]}}"#,
+    r#"{"action":"getinfo","searchinfo":{"args":["patterns=*a* b*c *.io x*y*z","max_groups=3"]}}"#,
+    r#"{"action":"getinfo","searchinfo":{"args":["field=teststring","patterns=*t*","max_chunk_bytes=1024"]}}"#,
+    r#"{"action":"getinfo","searchinfo":{"args":["field=Computer","patterns=*"]}}"#,
+];
+
+/// The request stream a `request_stream` fuzz input stands for: inputs that
+/// start with `c` (real captures begin with `chunked`) as they are; any other
+/// first byte selects a getinfo request that is sent first, so the fuzzer
+/// spends its time on execute requests and bodies.
+pub fn request_stream_input(data: &[u8]) -> Vec<u8> {
+    match data.first() {
+        None | Some(b'c') => data.to_vec(),
+        Some(&sel) => {
+            let meta = SELECTOR_GETINFOS[usize::from(sel) % SELECTOR_GETINFOS.len()];
+            let mut v = format!("chunked 1.0,{},0\n{meta}", meta.len()).into_bytes();
+            v.extend_from_slice(&data[1..]);
+            v
+        }
+    }
+}
+
 /// One reply chunk: its metadata and body.
 #[derive(Debug, Clone)]
 pub struct Reply {

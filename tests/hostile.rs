@@ -571,6 +571,33 @@ fn malformed_input_gets_the_exact_error() {
 }
 
 #[test]
+fn a_repeated_key_is_refused_naming_the_key() {
+    // Found by the metadata fuzzer (tests/data/regressions/metadata-duplicate-args):
+    // JSON leaves repeated keys to the reader; the command refuses them. (The
+    // column is not pinned: for `args` it counts from the start of
+    // `searchinfo`, not of the metadata.)
+    for (meta, want) in [
+        (
+            r#"{"action":"getinfo","searchinfo":{"args":["field=x"],"args":[]}}"#,
+            "bad request metadata in chunk 1 (byte offset 0): \"searchinfo\" is malformed: duplicate field `args` at \
+             line 1 column ",
+        ),
+        (
+            r#"{"action":"getinfo","action":"execute"}"#,
+            "bad request metadata in chunk 1 (byte offset 0): the metadata object is malformed: duplicate field \
+             `action` at line 1 column ",
+        ),
+    ] {
+        let run = run_bin(chunk(meta, ""));
+        assert_eq!(run.code, Some(1));
+        assert!(run.stderr.is_empty());
+        let replies = check_conversation(&run.stdout, 1).unwrap();
+        let text = error_text(replies.last().unwrap()).unwrap();
+        assert!(text.starts_with(want), "{text}");
+    }
+}
+
+#[test]
 fn a_body_without_the_queryname_column_matches_nothing() {
     let body = "_time,Image,QueryStatus,process_name,QueryResults,Computer\n1,i,0,p,r,h\n";
     let replies = expect_success("no QueryName column", [getinfo(&[]), chunk(LAST, body)].concat());
@@ -1220,18 +1247,23 @@ fn fuzz_regressions_stay_fixed() {
     for entry in std::fs::read_dir(&dir).expect("tests/data/regressions") {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        // `request_stream-*` files are whole request streams as the fuzz
-        // target reads them (a first byte other than `c` selects a getinfo);
-        // other targets' inputs are fed to the command as they are, which
-        // checks at least that the command survives them.
+        // Each input goes to the command as its fuzz target used it.
         let Some(target) = name.split('-').next().filter(|_| name != "README.md") else {
             continue;
         };
         let data = std::fs::read(&path).unwrap();
-        let input = if target == "request_stream" && data.first().is_some_and(|&b| b != b'c') {
-            [getinfo(&[]), data[1..].to_vec()].concat()
-        } else {
-            data
+        let rest = data.get(1..).unwrap_or_default().to_vec();
+        let input = match target {
+            "request_stream" => reply_check::request_stream_input(&data),
+            "metadata" => chunk(&data, ""),
+            "chunk_reader" => rest,
+            "csv_body" => [getinfo(&[]), chunk(LAST, &rest)].concat(),
+            "options" => {
+                let text = String::from_utf8_lossy(&data).into_owned();
+                let args: Vec<&str> = text.split('\0').next().unwrap().split('\n').collect();
+                getinfo(&args)
+            }
+            other => panic!("{name}: unknown fuzz target {other}"),
         };
         let mut out = Vec::new();
         let code = abusedweb::guard::run_guarded(&mut out, |o| abusedweb::command::run(&input[..], o));

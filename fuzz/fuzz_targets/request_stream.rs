@@ -7,7 +7,8 @@
 //!
 //! Inputs that start with `c` are fed as they are (real captures begin with
 //! `chunked`). Any other first byte selects a valid getinfo request that is
-//! sent first, so the fuzzer spends its time on execute requests and bodies.
+//! sent first (`reply_check::request_stream_input`), so the fuzzer spends its
+//! time on execute requests and bodies.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -15,24 +16,8 @@ use libfuzzer_sys::fuzz_target;
 #[path = "../reply_check.rs"]
 mod reply_check;
 
-const GETINFOS: [&str; 5] = [
-    r#"{"action":"getinfo","searchinfo":{"args":[],"session_key":"k"}}"#,
-    r#"{"action":"getinfo","searchinfo":{"args":["patterns=* "]}}"#,
-    r#"{"action":"getinfo","searchinfo":{"args":["patterns=*a* b*c *.io x*y*z","max_groups=3"]}}"#,
-    r#"{"action":"getinfo","searchinfo":{"args":["field=teststring","patterns=*t*","max_chunk_bytes=1024"]}}"#,
-    r#"{"action":"getinfo","searchinfo":{"args":["field=Computer","patterns=*"]}}"#,
-];
-
 fuzz_target!(|data: &[u8]| {
-    let input: Vec<u8> = match data.first() {
-        None | Some(b'c') => data.to_vec(),
-        Some(&sel) => {
-            let meta = GETINFOS[usize::from(sel) % GETINFOS.len()];
-            let mut v = format!("chunked 1.0,{},0\n{meta}", meta.len()).into_bytes();
-            v.extend_from_slice(&data[1..]);
-            v
-        }
-    };
+    let input = reply_check::request_stream_input(data);
     let mut out = Vec::new();
     let code = abusedweb::command::run(&input[..], &mut out);
     if let Err(e) = reply_check::check_conversation(&out, code) {
