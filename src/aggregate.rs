@@ -27,13 +27,74 @@ pub const KEY_FIELDS: usize = 6;
 /// default `max_groups` of 1,000,000 fits well inside it.
 pub const MAX_GROUP_BYTES: usize = 512 << 20;
 
+/// A `_time` text kept by a group: inline when short (epoch seconds with
+/// milliseconds take 14 bytes), so a new group costs no allocation for it.
+#[derive(Debug, Clone, Default)]
+enum Text {
+    #[default]
+    Unset,
+    Inline(u8, [u8; 30]),
+    Heap(Vec<u8>),
+}
+
+impl Text {
+    fn set(&mut self, text: &[u8]) {
+        match self {
+            Text::Heap(v) => {
+                v.clear();
+                v.extend_from_slice(text);
+            }
+            _ if text.len() <= 30 => {
+                let mut bytes = [0u8; 30];
+                bytes[..text.len()].copy_from_slice(text);
+                *self = Text::Inline(text.len() as u8, bytes);
+            }
+            _ => *self = Text::Heap(text.to_vec()),
+        }
+    }
+
+    fn get(&self) -> Option<&[u8]> {
+        match self {
+            Text::Unset => None,
+            Text::Inline(len, bytes) => Some(&bytes[..*len as usize]),
+            Text::Heap(v) => Some(v),
+        }
+    }
+}
+
+/// One extreme (the minimum or the maximum) of a group's `_time` values: the
+/// numeric extreme once any value was numeric, the lexicographic one before.
+#[derive(Debug, Clone, Default)]
+struct Extreme {
+    number: Option<f64>,
+    text: Text,
+}
+
+impl Extreme {
+    /// Keep `t` if it beats the current extreme; `better` says which way.
+    fn offer(&mut self, t: &Time<'_>, better: Ordering) {
+        let replace = match (t.number, self.number) {
+            (Some(n), Some(cur)) => n.partial_cmp(&cur) == Some(better),
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => self.text.get().is_none_or(|cur| t.text.cmp(cur) == better),
+        };
+        if replace {
+            self.number = t.number;
+            self.text.set(t.text);
+        }
+    }
+
+    fn text(&self) -> &[u8] {
+        self.text.get().unwrap_or_default()
+    }
+}
+
 /// Running minimum and maximum of one group's `_time` values.
 #[derive(Debug, Clone, Default)]
 struct TimeRange {
-    num_min: Option<(f64, Vec<u8>)>,
-    num_max: Option<(f64, Vec<u8>)>,
-    text_min: Option<Vec<u8>>,
-    text_max: Option<Vec<u8>>,
+    first: Extreme,
+    last: Extreme,
 }
 
 /// A `_time` value prepared once per event, then applied to each of the
@@ -72,59 +133,18 @@ pub fn parse_number(text: &[u8]) -> Option<f64> {
         .filter(|v| v.is_finite())
 }
 
-fn replace(slot: &mut Vec<u8>, text: &[u8]) {
-    slot.clear();
-    slot.extend_from_slice(text);
-}
-
 impl TimeRange {
     fn add(&mut self, t: &Time<'_>) {
-        match t.number {
-            Some(n) => {
-                match &mut self.num_min {
-                    Some((v, s)) if n < *v => {
-                        *v = n;
-                        replace(s, t.text);
-                    }
-                    Some(_) => {}
-                    None => self.num_min = Some((n, t.text.to_vec())),
-                }
-                match &mut self.num_max {
-                    Some((v, s)) if n > *v => {
-                        *v = n;
-                        replace(s, t.text);
-                    }
-                    Some(_) => {}
-                    None => self.num_max = Some((n, t.text.to_vec())),
-                }
-            }
-            None => {
-                match &mut self.text_min {
-                    Some(s) if t.text < s.as_slice() => replace(s, t.text),
-                    Some(_) => {}
-                    None => self.text_min = Some(t.text.to_vec()),
-                }
-                match &mut self.text_max {
-                    Some(s) if t.text > s.as_slice() => replace(s, t.text),
-                    Some(_) => {}
-                    None => self.text_max = Some(t.text.to_vec()),
-                }
-            }
-        }
+        self.first.offer(t, Ordering::Less);
+        self.last.offer(t, Ordering::Greater);
     }
 
     fn first(&self) -> &[u8] {
-        match (&self.num_min, &self.text_min) {
-            (Some((_, s)), _) | (None, Some(s)) => s,
-            (None, None) => b"",
-        }
+        self.first.text()
     }
 
     fn last(&self) -> &[u8] {
-        match (&self.num_max, &self.text_max) {
-            (Some((_, s)), _) | (None, Some(s)) => s,
-            (None, None) => b"",
-        }
+        self.last.text()
     }
 }
 

@@ -6,7 +6,7 @@
 //! strictly lock-step: each request is read completely, then answered once.
 
 use crate::aggregate::{Stats, Time, KEY_FIELDS};
-use crate::body::{Decoder, Row};
+use crate::body::{Decoder, Field, Row};
 use crate::chunk::{write_chunk, ChunkReader};
 use crate::error::{Error, Position};
 use crate::metadata::{self, Action, Metrics};
@@ -162,6 +162,33 @@ struct Sink<'o> {
     mv_columns: Vec<String>,
 }
 
+/// Count one group membership; a limit error is told where it happened.
+fn add(
+    stats: &mut Stats,
+    key: &[&[u8]; KEY_FIELDS],
+    times: &[Time<'_>],
+    row: &Row<'_>,
+    chunk: u64,
+    base: u64,
+) -> Result<(), Error> {
+    stats.add(key, times).map_err(|e| match e {
+        Error::Limit(m) => Error::Limit(format!(
+            "chunk {chunk}, row {} (byte offset {}): {m}",
+            row.number,
+            base + row.offset
+        )),
+        other => other,
+    })
+}
+
+/// The value of a single-valued field.
+fn single<'a>(field: &'a Field<'_>) -> Option<&'a [u8]> {
+    match field {
+        Field::Single(v) => Some(v),
+        _ => None,
+    }
+}
+
 /// Index of `_time` in the decoder's field list; the by-fields follow it.
 const TIME_INDEX: usize = 0;
 
@@ -256,6 +283,19 @@ impl Sink<'_> {
         }
         self.metrics.events_matched += 1;
 
+        // Fast path: every by-field and `_time` single-valued (almost every
+        // Sysmon event), so the group key is borrowed straight from the record.
+        let fields: [Field<'_>; KEY_FIELDS] = std::array::from_fn(|i| row.field(TIME_INDEX + 1 + i));
+        let singles: [Option<&[u8]>; KEY_FIELDS] = std::array::from_fn(|i| single(&fields[i]));
+        if singles.iter().all(Option::is_some) {
+            let key = singles.map(|v| v.unwrap_or_default());
+            match row.field(TIME_INDEX) {
+                Field::Absent => return add(&mut self.stats, &key, &[], row, chunk, base),
+                Field::Single(t) => return add(&mut self.stats, &key, &[Time::new(&t)], row, chunk, base),
+                Field::Multi(_) => {}
+            }
+        }
+
         self.scratch.clear();
         let mut by_values = std::mem::take(&mut self.by_values);
         let mut combinations: u64 = 1;
@@ -307,14 +347,7 @@ impl Sink<'_> {
         let mut index = [0usize; KEY_FIELDS];
         loop {
             let key: [&[u8]; KEY_FIELDS] = std::array::from_fn(|i| &scratch[by_values[i][index[i]].clone()]);
-            self.stats.add(&key, times).map_err(|e| match e {
-                Error::Limit(m) => Error::Limit(format!(
-                    "chunk {chunk}, row {} (byte offset {}): {m}",
-                    row.number,
-                    base + row.offset
-                )),
-                other => other,
-            })?;
+            add(&mut self.stats, &key, times, row, chunk, base)?;
             // Advance the odometer over the value lists, last field fastest.
             let mut k = KEY_FIELDS;
             loop {
