@@ -598,6 +598,21 @@ fn a_repeated_key_is_refused_naming_the_key() {
 }
 
 #[test]
+fn deep_nesting_in_an_ignored_key_is_harmless() {
+    // Keys the command does not read are skipped without recursion: a
+    // million nested arrays cost no stack.
+    let depth = 1_000_000;
+    let meta = format!(
+        r#"{{"action":"getinfo","searchinfo":{{"args":[]}},"x":{}{}}}"#,
+        "[".repeat(depth),
+        "]".repeat(depth)
+    );
+    let replies = expect_success("deep nesting", chunk(meta, ""));
+    assert_eq!(replies.len(), 1);
+    assert_eq!(replies[0].meta["type"], "reporting");
+}
+
+#[test]
 fn a_body_without_the_queryname_column_matches_nothing() {
     let body = "_time,Image,QueryStatus,process_name,QueryResults,Computer\n1,i,0,p,r,h\n";
     let replies = expect_success("no QueryName column", [getinfo(&[]), chunk(LAST, body)].concat());
