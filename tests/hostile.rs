@@ -1444,7 +1444,7 @@ fn the_source_opens_no_files_sockets_or_processes() {
     }
     assert!(checked >= 10);
     // Nor does any dependency bring in a network or process crate.
-    let lock = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
+    let manifest = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
     let deps = lock
         .split("[dependencies]")
         .nth(1)
