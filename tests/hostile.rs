@@ -1445,7 +1445,7 @@ fn the_source_opens_no_files_sockets_or_processes() {
     assert!(checked >= 10);
     // Nor does any dependency bring in a network or process crate.
     let manifest = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
-    let deps = lock
+    let deps = manifest
         .split("[dependencies]")
         .nth(1)
         .unwrap()
