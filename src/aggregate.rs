@@ -162,10 +162,6 @@ impl Group {
         let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
         &self.key[start..self.ends[i] as usize]
     }
-
-    fn key_eq(&self, values: &[&[u8]; KEY_FIELDS]) -> bool {
-        (0..KEY_FIELDS).all(|i| self.field(i) == values[i])
-    }
 }
 
 /// The group table of one search.
@@ -175,6 +171,8 @@ pub struct Stats {
     max_groups: usize,
     memberships: u64,
     key_bytes: usize,
+    /// The key being looked up, laid out like a group's key.
+    probe: Vec<u8>,
 }
 
 impl Stats {
@@ -186,6 +184,7 @@ impl Stats {
             max_groups,
             memberships: 0,
             key_bytes: 0,
+            probe: Vec::new(),
         }
     }
 
@@ -199,20 +198,36 @@ impl Stats {
         self.memberships
     }
 
-    fn hash(&self, values: &[&[u8]; KEY_FIELDS]) -> u64 {
-        let mut h = self.hasher.build_hasher();
-        for v in values {
-            h.write_usize(v.len());
-            h.write(v);
-        }
-        h.finish()
-    }
-
     /// Count one membership of the group `values` with the event's `_time`
-    /// values. Fails when a new group would exceed the cap.
+    /// values. Fails when a new group would exceed a cap.
+    ///
+    /// The probe key is first laid out contiguously (values end to end plus
+    /// their end offsets), so hashing and comparing a group are one pass and
+    /// one `memcmp` each, rather than six.
     pub fn add(&mut self, values: &[&[u8]; KEY_FIELDS], times: &[Time<'_>]) -> Result<(), Error> {
-        let hash = self.hash(values);
-        let group = match self.table.find_mut(hash, |g| g.hash == hash && g.key_eq(values)) {
+        let total: usize = values.iter().map(|v| v.len()).sum();
+        if total > MAX_GROUP_BYTES {
+            return Err(self.bytes_exceeded());
+        }
+        self.probe.clear();
+        let mut ends = [0u32; KEY_FIELDS];
+        for (i, v) in values.iter().enumerate() {
+            self.probe.extend_from_slice(v);
+            ends[i] = self.probe.len() as u32;
+        }
+        let hash = {
+            let mut h = self.hasher.build_hasher();
+            h.write(&self.probe);
+            for e in ends {
+                h.write_u32(e);
+            }
+            h.finish()
+        };
+        let probe = &self.probe;
+        let group = match self
+            .table
+            .find_mut(hash, |g| g.hash == hash && g.ends == ends && *g.key == **probe)
+        {
             Some(g) => g,
             None => {
                 if self.table.len() >= self.max_groups {
@@ -221,23 +236,13 @@ impl Stats {
                         self.max_groups, self.max_groups
                     )));
                 }
-                let total: usize = values.iter().map(|v| v.len()).sum();
                 if self.key_bytes + total > MAX_GROUP_BYTES {
-                    return Err(Error::Limit(format!(
-                        "the result groups would hold more than {} MiB of field values: narrow the search",
-                        MAX_GROUP_BYTES >> 20
-                    )));
+                    return Err(self.bytes_exceeded());
                 }
                 self.key_bytes += total;
-                let mut key = Vec::with_capacity(total);
-                let mut ends = [0u32; KEY_FIELDS];
-                for (i, v) in values.iter().enumerate() {
-                    key.extend_from_slice(v);
-                    ends[i] = key.len() as u32;
-                }
                 let group = Group {
                     hash,
-                    key: key.into_boxed_slice(),
+                    key: self.probe.as_slice().into(),
                     ends,
                     count: 0,
                     times: TimeRange::default(),
@@ -251,6 +256,13 @@ impl Stats {
         }
         self.memberships += 1;
         Ok(())
+    }
+
+    fn bytes_exceeded(&self) -> Error {
+        Error::Limit(format!(
+            "the result groups would hold more than {} MiB of field values: narrow the search",
+            MAX_GROUP_BYTES >> 20
+        ))
     }
 
     /// Write the result body: a header of `columns` and one row per group,
