@@ -200,6 +200,11 @@ pub fn parse_request(bytes: &[u8]) -> Result<Request, String> {
     if bytes.is_empty() {
         return Err("the request has no metadata (length 0)".into());
     }
+    // JSON is UTF-8 throughout; checking it once here also covers the keys
+    // and values that are skipped unread below.
+    if let Err(e) = std::str::from_utf8(bytes) {
+        return Err(format!("the metadata is not valid UTF-8 (at byte {})", e.valid_up_to()));
+    }
     serde_json::from_slice::<IgnoredAny>(bytes).map_err(|e| {
         format!(
             "the metadata is not valid JSON ({} at line {} column {})",

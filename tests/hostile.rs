@@ -384,6 +384,15 @@ fn malformed_cases() -> Vec<Case> {
                 .into(),
         },
         Case {
+            name: "invalid UTF-8 inside a key the command skips (fuzz finding)",
+            input: chunk(
+                &b"{\"action\":\"getinfo\",\"x\":{\"session_ke\xff\":\"KEY\"}}"[..],
+                "",
+            ),
+            error: "bad request metadata in chunk 1 (byte offset 0): the metadata is not valid UTF-8 (at byte 36)"
+                .into(),
+        },
+        Case {
             name: "JSON nested 10,000 deep",
             input: chunk(format!("{}{}", "[".repeat(10_000), "]".repeat(10_000)), ""),
             error: "bad request metadata in chunk 1 (byte offset 0): the metadata is JSON an array where an object \
