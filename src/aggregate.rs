@@ -20,7 +20,7 @@ use std::hash::{BuildHasher, Hasher};
 /// Number of by-fields the detection groups on.
 pub const KEY_FIELDS: usize = 6;
 
-/// Most bytes of by-field values the group table may hold. `max_groups`
+/// Most bytes of by-field values (and long `_time` texts) the group table may hold. `max_groups`
 /// bounds how many groups there are, this bounds how large they are: one
 /// event with big multivalue fields could otherwise fill memory with few
 /// groups. Real detections hold a few hundred bytes per group, so the
@@ -50,6 +50,14 @@ impl Text {
                 *self = Text::Inline(text.len() as u8, bytes);
             }
             _ => *self = Text::Heap(text.to_vec()),
+        }
+    }
+
+    /// Bytes held outside the group (a long text's heap buffer).
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Text::Heap(v) => v.capacity(),
+            _ => 0,
         }
     }
 
@@ -141,6 +149,11 @@ impl TimeRange {
 
     fn first(&self) -> &[u8] {
         self.first.text()
+    }
+
+    /// Bytes of `_time` text held on the heap, counted against the group-bytes cap.
+    fn heap_bytes(&self) -> usize {
+        self.first.text.heap_bytes() + self.last.text.heap_bytes()
     }
 
     fn last(&self) -> &[u8] {
@@ -251,16 +264,22 @@ impl Stats {
             }
         };
         group.count += 1;
+        let held = group.times.heap_bytes();
         for t in times {
             group.times.add(t);
         }
+        // Long `_time` texts are copied into the group too: count them.
+        self.key_bytes += group.times.heap_bytes() - held;
         self.memberships += 1;
+        if self.key_bytes > MAX_GROUP_BYTES {
+            return Err(self.bytes_exceeded());
+        }
         Ok(())
     }
 
     fn bytes_exceeded(&self) -> Error {
         Error::Limit(format!(
-            "the result groups would hold more than {} MiB of field values: narrow the search",
+            "the result groups would hold more than {} MiB of field values and times: narrow the search",
             MAX_GROUP_BYTES >> 20
         ))
     }
