@@ -414,6 +414,12 @@ fn malformed_cases() -> Vec<Case> {
                 .into(),
         },
         Case {
+            name: "metadata that is not UTF-8, even in a key the command skips",
+            input: chunk(&b"{\"action\":\"getinfo\",\"x\":\"\xff\"}"[..], ""),
+            error: "bad request metadata in chunk 1 (byte offset 0): the metadata is not valid UTF-8 (at byte 25)"
+                .into(),
+        },
+        Case {
             name: "JSON that is not an object",
             input: after(&chunk("[1,2]", "")),
             error: format!(

@@ -6,33 +6,41 @@
 
 use abusedweb::metadata::{error_reply, parse_request, Action, MAX_ARGS};
 use libfuzzer_sys::fuzz_target;
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::Value;
 use std::fmt;
 
-/// A JSON object's entries in order, duplicates kept (a `Value` keeps only
-/// the last of a repeated key, which would hide them).
+/// The entries of a JSON object whose key is in `keep`, in order, repeats
+/// kept (a `Value` keeps only the last of a repeated key, which would hide
+/// them). Other values are skipped unread, as the command skips them.
 struct Entries(Vec<(String, Box<RawValue>)>);
 
-impl<'de> Deserialize<'de> for Entries {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Entries;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries, A::Error> {
-                let mut all = Vec::new();
-                while let Some(entry) = map.next_entry::<String, Box<RawValue>>()? {
-                    all.push(entry);
-                }
-                Ok(Entries(all))
+struct EntriesVisitor(&'static [&'static str]);
+
+impl<'de> Visitor<'de> for EntriesVisitor {
+    type Value = Entries;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries, A::Error> {
+        let mut all = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if self.0.contains(&key.as_str()) {
+                all.push((key, map.next_value::<Box<RawValue>>()?));
+            } else {
+                map.next_value::<IgnoredAny>()?;
             }
         }
-        d.deserialize_map(V)
+        Ok(Entries(all))
     }
+}
+
+fn entries(json: &[u8], keep: &'static [&'static str]) -> Option<Entries> {
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let e = de.deserialize_map(EntriesVisitor(keep)).ok()?;
+    de.end().ok()?;
+    Some(e)
 }
 
 impl Entries {
@@ -47,13 +55,17 @@ impl Entries {
     }
 }
 
-/// The request as the contract reads it: a JSON object whose `action` is
+/// The request as the contract reads it: UTF-8 text, a JSON object whose `action` is
 /// "getinfo" or "execute", `finished` a boolean or null, and for getinfo
 /// `searchinfo.args` an array of at most MAX_ARGS strings (or null/absent);
 /// a repeated key among those the command reads is refused.
 fn reference(data: &[u8]) -> Option<(Action, bool, Vec<String>)> {
-    serde_json::from_slice::<Value>(data).ok()?.as_object()?;
-    let top: Entries = serde_json::from_slice(data).ok()?;
+    std::str::from_utf8(data).ok()?;
+    serde_json::from_slice::<IgnoredAny>(data).ok()?;
+    if data.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return None;
+    }
+    let top = entries(data, &["action", "finished", "searchinfo"])?;
     let action = match top.get("action").ok()??.as_str()? {
         "getinfo" => Action::Getinfo,
         "execute" => Action::Execute,
@@ -71,7 +83,7 @@ fn reference(data: &[u8]) -> Option<(Action, bool, Vec<String>)> {
             None | Some(Value::Null) => {}
             Some(Value::Object(_)) => {
                 let raw = top.0.iter().find(|(k, _)| k == "searchinfo").unwrap().1.get();
-                let info: Entries = serde_json::from_str(raw).ok()?;
+                let info = entries(raw.as_bytes(), &["args"])?;
                 match info.get("args").ok()? {
                     None | Some(Value::Null) => {}
                     Some(Value::Array(items)) => {
