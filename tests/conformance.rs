@@ -1,6 +1,12 @@
 //! Conformance against real splunkd traffic (../shared/fixtures/scp2-recordings):
 //! every chunk of every capture is framed with the lengths we read, and every
 //! CSV body survives decode → encode → decode through the crate's codec.
+//!
+//! Every byte-stream capture is covered: the Splunk 6.3 inputs (gzipped and the
+//! 2015 originals), splunklib's recorded outputs, and the Splunk 8.0.3
+//! multibyte capture. Not framed here: the NDietrich `example_messages/`
+//! files, which are hand-assembled Markdown/text logs whose bodies lost bytes
+//! in transcription (PROVENANCE.md); they are semantic references only.
 
 use abusedweb::body::{encode_records, Decoder};
 use abusedweb::chunk::ChunkReader;
