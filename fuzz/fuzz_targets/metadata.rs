@@ -44,21 +44,31 @@ fn entries(json: &[u8], keep: &'static [&'static str]) -> Option<Entries> {
 }
 
 impl Entries {
-    /// The value of `key`; `Err` when the key is repeated.
-    fn get(&self, key: &str) -> Result<Option<Value>, ()> {
+    /// The raw text of `key`'s value; `Err` when the key is repeated.
+    fn raw(&self, key: &str) -> Result<Option<&str>, ()> {
         let mut found = self.0.iter().filter(|(k, _)| k == key);
         let first = found.next();
         if found.next().is_some() {
             return Err(());
         }
-        Ok(first.map(|(_, raw)| serde_json::from_str(raw.get()).unwrap()))
+        Ok(first.map(|(_, raw)| raw.get()))
+    }
+
+    /// The value of `key` decoded; `Err` when the key is repeated or its
+    /// value does not decode (a lone surrogate escape, say).
+    fn get(&self, key: &str) -> Result<Option<Value>, ()> {
+        match self.raw(key)? {
+            None => Ok(None),
+            Some(raw) => serde_json::from_str(raw).map(Some).map_err(|_| ()),
+        }
     }
 }
 
-/// The request as the contract reads it: UTF-8 text, a JSON object whose `action` is
-/// "getinfo" or "execute", `finished` a boolean or null, and for getinfo
-/// `searchinfo.args` an array of at most MAX_ARGS strings (or null/absent);
-/// a repeated key among those the command reads is refused.
+/// The request as the contract reads it: UTF-8 text, a JSON object whose
+/// `action` is "getinfo" or "execute", `finished` a boolean or null, and for
+/// getinfo `searchinfo.args` an array of at most MAX_ARGS strings (or
+/// null/absent); a repeated key among those the command reads is refused;
+/// nothing else is decoded.
 fn reference(data: &[u8]) -> Option<(Action, bool, Vec<String>)> {
     std::str::from_utf8(data).ok()?;
     serde_json::from_slice::<IgnoredAny>(data).ok()?;
@@ -76,13 +86,14 @@ fn reference(data: &[u8]) -> Option<(Action, bool, Vec<String>)> {
         Some(Value::Bool(b)) => b,
         Some(_) => return None,
     };
-    let searchinfo = top.get("searchinfo").ok()?;
+    // `searchinfo` is kept as raw text: only `args` inside it is decoded.
+    let searchinfo = top.raw("searchinfo").ok()?;
     let mut args = Vec::new();
     if action == Action::Getinfo {
-        match searchinfo {
-            None | Some(Value::Null) => {}
-            Some(Value::Object(_)) => {
-                let raw = top.0.iter().find(|(k, _)| k == "searchinfo").unwrap().1.get();
+        match searchinfo.map(|raw| (raw, raw.trim_start().as_bytes()[0])) {
+            None => {}
+            Some((_, b'n')) => {}
+            Some((raw, b'{')) => {
                 let info = entries(raw.as_bytes(), &["args"])?;
                 match info.get("args").ok()? {
                     None | Some(Value::Null) => {}
