@@ -106,9 +106,10 @@ impl<'r> Row<'r> {
         let from = if column == 0 {
             self.start
         } else {
-            self.ends[column - 1] + 1
+            cell_end(self.ends[column - 1]) + 1
         };
-        unquote(&self.data[from..self.ends[column]])
+        let end = self.ends[column];
+        unquote(&self.data[from..cell_end(end)], has_doubled_quotes(end))
     }
 
     /// The wanted field at index `i` (in the order given to [`Decoder::new`]).
@@ -133,14 +134,25 @@ impl<'r> Row<'r> {
     }
 }
 
+/// The tokeniser records each cell's end shifted left by one, with the low
+/// bit set when the quoted cell holds doubled quotes; so reading a value never
+/// searches it again.
+fn cell_end(entry: usize) -> usize {
+    entry >> 1
+}
+
+fn has_doubled_quotes(entry: usize) -> bool {
+    entry & 1 == 1
+}
+
 /// The value of a raw cell: quotes removed and doubled quotes undone. Borrows
-/// unless the value itself contains a quote.
-fn unquote(raw: &[u8]) -> Cow<'_, [u8]> {
+/// unless the value itself contains a quote (`doubled`).
+fn unquote(raw: &[u8], doubled: bool) -> Cow<'_, [u8]> {
     if raw.first() != Some(&b'"') {
         return Cow::Borrowed(raw);
     }
     let inner = &raw[1..raw.len() - 1];
-    if memchr::memchr(b'"', inner).is_none() {
+    if !doubled {
         return Cow::Borrowed(inner);
     }
     let mut out = Vec::with_capacity(inner.len());
@@ -166,17 +178,22 @@ enum Scan {
 
 /// Tokenise one record of `data` starting at `start`, recording the end of
 /// every cell in `ends` (a quoted cell's end includes its closing quote; a
-/// record's CR before LF is left out). `eof` says no more bytes follow `data`.
+/// record's CR before LF is left out), encoded as [`cell_end`] and
+/// [`has_doubled_quotes`] read them. `eof` says no more bytes follow `data`.
 fn scan_record(data: &[u8], start: usize, eof: bool, ends: &mut Vec<usize>) -> Scan {
     ends.clear();
     let mut i = start;
     loop {
         if data.get(i) == Some(&b'"') {
             let open = i;
+            let mut doubled = false;
             i += 1;
             loop {
                 match memchr::memchr(b'"', &data[i..]) {
-                    Some(j) if data.get(i + j + 1) == Some(&b'"') => i += j + 2,
+                    Some(j) if data.get(i + j + 1) == Some(&b'"') => {
+                        doubled = true;
+                        i += j + 2;
+                    }
                     Some(j) if i + j + 1 == data.len() && !eof => return Scan::NeedMore,
                     Some(j) => {
                         i += j + 1;
@@ -191,7 +208,7 @@ fn scan_record(data: &[u8], start: usize, eof: bool, ends: &mut Vec<usize>) -> S
                     None => return Scan::NeedMore,
                 }
             }
-            ends.push(i);
+            ends.push(i << 1 | usize::from(doubled));
             match data.get(i) {
                 Some(b',') => i += 1,
                 Some(b'\n') => return Scan::Record { next: i + 1 },
@@ -214,7 +231,7 @@ fn scan_record(data: &[u8], start: usize, eof: bool, ends: &mut Vec<usize>) -> S
             }
         } else if data.get(i) == Some(&b',') {
             // An empty cell (most `__mv_` columns): no search needed.
-            ends.push(i);
+            ends.push(i << 1);
             i += 1;
         } else {
             match memchr::memchr3(b',', b'\n', b'"', &data[i..]) {
@@ -222,11 +239,11 @@ fn scan_record(data: &[u8], start: usize, eof: bool, ends: &mut Vec<usize>) -> S
                     let k = i + j;
                     match data[k] {
                         b',' => {
-                            ends.push(k);
+                            ends.push(k << 1);
                             i = k + 1;
                         }
                         b'\n' => {
-                            ends.push(if k > i && data[k - 1] == b'\r' { k - 1 } else { k });
+                            ends.push((if k > i && data[k - 1] == b'\r' { k - 1 } else { k }) << 1);
                             return Scan::Record { next: k + 1 };
                         }
                         _ => {
@@ -243,7 +260,7 @@ fn scan_record(data: &[u8], start: usize, eof: bool, ends: &mut Vec<usize>) -> S
                     } else {
                         data.len()
                     };
-                    ends.push(end);
+                    ends.push(end << 1);
                     return Scan::Record { next: data.len() };
                 }
                 None => return Scan::NeedMore,
@@ -310,7 +327,7 @@ impl Decoder {
             match scan {
                 Scan::Record { next } => {
                     let record_offset = window_offset + pos as u64;
-                    let empty_line = self.ends.len() == 1 && self.ends[0] == pos;
+                    let empty_line = self.ends.len() == 1 && cell_end(self.ends[0]) == pos;
                     if empty_line {
                         // Blank lines carry no record (as in the csv crate).
                     } else if !have_header {
@@ -393,9 +410,9 @@ impl Decoder {
     fn resolve_columns(&mut self, start: usize) {
         let mut header: Vec<Cow<'_, [u8]>> = Vec::with_capacity(self.ends.len());
         let mut from = start;
-        for &end in &self.ends {
-            header.push(unquote(&self.window[from..end]));
-            from = end + 1;
+        for &entry in &self.ends {
+            header.push(unquote(&self.window[from..cell_end(entry)], has_doubled_quotes(entry)));
+            from = cell_end(entry) + 1;
         }
         let find = |name: &[u8]| header.iter().position(|h| h.as_ref() == name);
         self.columns.plain = self.wanted.iter().map(|w| find(w)).collect();
