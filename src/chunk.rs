@@ -274,14 +274,14 @@ impl<R: BufRead> Read for BodyReader<'_, R> {
     }
 }
 
-/// Write one chunk as a single `write_all` followed by a flush, so a reply is
-/// never interleaved or half-written by our own code.
+/// Write one chunk: header, metadata and body in turn, then a flush. The
+/// body is not copied into a frame buffer first, so a large result is held
+/// once, not twice. Nothing between the writes can fail but the pipe itself,
+/// so a reply is never interleaved with another or cut by our own code.
 pub fn write_chunk<W: Write>(out: &mut W, metadata: &[u8], body: &[u8]) -> io::Result<()> {
-    let mut frame = Vec::with_capacity(32 + metadata.len() + body.len());
-    frame.extend_from_slice(format!("chunked 1.0,{},{}\n", metadata.len(), body.len()).as_bytes());
-    frame.extend_from_slice(metadata);
-    frame.extend_from_slice(body);
-    out.write_all(&frame)?;
+    out.write_all(format!("chunked 1.0,{},{}\n", metadata.len(), body.len()).as_bytes())?;
+    out.write_all(metadata)?;
+    out.write_all(body)?;
     out.flush()
 }
 
