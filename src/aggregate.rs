@@ -329,17 +329,7 @@ fn fmt_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
 mod tests {
     use super::*;
 
-    const COLS: [&str; 9] = [
-        "Image",
-        "QueryName",
-        "QueryStatus",
-        "process_name",
-        "QueryResults",
-        "dest",
-        "count",
-        "firstTime",
-        "lastTime",
-    ];
+    use crate::command::RESULT_COLUMNS as COLS;
 
     fn key<'a>(q: &'a str, host: &'a str) -> [&'a [u8]; KEY_FIELDS] {
         [b"C:\\x.exe", q.as_bytes(), b"0", b"x.exe", b"-", host.as_bytes()]
