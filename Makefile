@@ -22,13 +22,15 @@ demo: build
 ## Every test: style, lints, unit + integration + parity tests, the packaged app
 ## (AppInspect, installed-app exchange, reproducibility), fuzz smoke runs, cargo-deny.
 test: check package unit appinspect reproducible fuzz-smoke deny
+	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f; exit (f > 0 || p == 0) }' target/unit-tests.log
 
 check:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
 unit:
-	$(CARGO) test --locked --all-targets
+	mkdir -p target
+	set -o pipefail; $(CARGO) test --locked --all-targets 2>&1 | tee target/unit-tests.log
 
 package:
 	scripts/package.sh
