@@ -283,11 +283,6 @@ impl Decoder {
         }
     }
 
-    /// The wanted field names, in index order.
-    pub fn wanted(&self) -> &[Vec<u8>] {
-        &self.wanted
-    }
-
     /// Decode one chunk body, calling `each_row` for every data row.
     ///
     /// `chunk` and `base_offset` (the body's offset in the request stream)
