@@ -10,8 +10,6 @@
 //! lexicographic extreme used. The chosen value keeps its original text; on
 //! ties the first value seen is kept.
 
-use crate::body;
-use crate::error::Error;
 use foldhash::fast::FixedState;
 use hashbrown::HashTable;
 use std::cmp::Ordering;
@@ -161,8 +159,9 @@ impl TimeRange {
     }
 }
 
+/// One group: its by-values, count and `_time` range.
 #[derive(Debug)]
-struct Group {
+pub struct Group {
     hash: u64,
     key: Box<[u8]>,
     ends: [u32; KEY_FIELDS],
@@ -171,9 +170,25 @@ struct Group {
 }
 
 impl Group {
-    fn field(&self, i: usize) -> &[u8] {
+    /// By-value `i` (in `stats … by` order).
+    pub fn field(&self, i: usize) -> &[u8] {
         let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
         &self.key[start..self.ends[i] as usize]
+    }
+
+    /// Memberships counted.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The minimum `_time`, in its original text (empty when none was seen).
+    pub fn first(&self) -> &[u8] {
+        self.times.first()
+    }
+
+    /// The maximum `_time`, in its original text (empty when none was seen).
+    pub fn last(&self) -> &[u8] {
+        self.times.last()
     }
 }
 
@@ -217,7 +232,7 @@ impl Stats {
     /// The probe key is first laid out contiguously (values end to end plus
     /// their end offsets), so hashing and comparing a group are one pass and
     /// one `memcmp` each, rather than six.
-    pub fn add(&mut self, values: &[&[u8]; KEY_FIELDS], times: &[Time<'_>]) -> Result<(), Error> {
+    pub fn add(&mut self, values: &[&[u8]; KEY_FIELDS], times: &[Time<'_>]) -> Result<(), String> {
         let total: usize = values.iter().map(|v| v.len()).sum();
         if total > MAX_GROUP_BYTES {
             return Err(self.bytes_exceeded());
@@ -244,10 +259,10 @@ impl Stats {
             Some(g) => g,
             None => {
                 if self.table.len() >= self.max_groups {
-                    return Err(Error::Limit(format!(
+                    return Err(format!(
                         "more than {} distinct groups (max_groups={}): narrow the search or raise max_groups",
                         self.max_groups, self.max_groups
-                    )));
+                    ));
                 }
                 if self.key_bytes + total > MAX_GROUP_BYTES {
                     return Err(self.bytes_exceeded());
@@ -277,17 +292,16 @@ impl Stats {
         Ok(())
     }
 
-    fn bytes_exceeded(&self) -> Error {
-        Error::Limit(format!(
+    fn bytes_exceeded(&self) -> String {
+        format!(
             "the result groups would hold more than {} MiB of field values and times: narrow the search",
             MAX_GROUP_BYTES >> 20
-        ))
+        )
     }
 
-    /// Write the result body: a header of `columns` and one row per group,
-    /// sorted by the by-values field by field as byte strings. Returns the
-    /// number of rows written.
-    pub fn write_results(&self, columns: &[&str], out: &mut Vec<u8>) -> usize {
+    /// The groups sorted by their by-values, field by field, as byte strings
+    /// (the order `stats … by` writes its rows in).
+    pub fn sorted(&self) -> Vec<&Group> {
         let mut groups: Vec<&Group> = self.table.iter().collect();
         groups.sort_unstable_by(|a, b| {
             (0..KEY_FIELDS)
@@ -295,33 +309,7 @@ impl Stats {
                 .find(|o| *o != Ordering::Equal)
                 .unwrap_or(Ordering::Equal)
         });
-        if groups.is_empty() {
-            return 0;
-        }
-        body::write_row(out, columns.iter().map(|c| c.as_bytes()));
-        let mut count = itoa_buf();
-        for g in &groups {
-            let count_text = fmt_u64(g.count, &mut count);
-            let fields = (0..KEY_FIELDS).map(|i| g.field(i));
-            body::write_row(out, fields.chain([count_text, g.times.first(), g.times.last()]));
-        }
-        groups.len()
-    }
-}
-
-fn itoa_buf() -> [u8; 20] {
-    [0; 20]
-}
-
-fn fmt_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[i..];
-        }
+        groups
     }
 }
 
@@ -329,7 +317,7 @@ fn fmt_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
 mod tests {
     use super::*;
 
-    use crate::command::RESULT_COLUMNS as COLS;
+    use crate::command::{write_results, RESULT_COLUMNS as COLS};
 
     fn key<'a>(q: &'a str, host: &'a str) -> [&'a [u8]; KEY_FIELDS] {
         [b"C:\\x.exe", q.as_bytes(), b"0", b"x.exe", b"-", host.as_bytes()]
@@ -337,7 +325,7 @@ mod tests {
 
     fn results(s: &Stats) -> String {
         let mut out = Vec::new();
-        s.write_results(&COLS, &mut out);
+        write_results(s, &COLS, &mut out);
         String::from_utf8(out).unwrap()
     }
 

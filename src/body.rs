@@ -20,6 +20,8 @@
 //! of ASCII letters and digits, otherwise quoted with quotes doubled. That
 //! also protects values with leading or trailing blanks (scp2.md §18.3).
 
+use crate::engine::Event;
+pub use crate::engine::Field;
 use crate::error::Error;
 use crate::multivalue;
 use std::borrow::Cow;
@@ -43,50 +45,6 @@ pub struct Decoder {
     columns: Columns,
     window: Vec<u8>,
     ends: Vec<usize>,
-}
-
-/// One field of the current row, as found in the record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Field<'a> {
-    /// No column, or both the plain and `__mv_` columns are empty.
-    Absent,
-    /// A single value (the plain column).
-    Single(Cow<'a, [u8]>),
-    /// An encoded `__mv_` value list.
-    Multi(Cow<'a, [u8]>),
-}
-
-impl Field<'_> {
-    /// Iterate over the values of this field; a broken `__mv_` encoding
-    /// yields `Err(byte offset inside the field)`.
-    pub fn values(&self) -> FieldValues<'_> {
-        match self {
-            Field::Absent => FieldValues::Done,
-            Field::Single(v) => FieldValues::One(Some(v)),
-            Field::Multi(enc) => FieldValues::Many(multivalue::decode(enc)),
-        }
-    }
-}
-
-/// Iterator over a field's values (see [`Field::values`]).
-pub enum FieldValues<'a> {
-    /// No values.
-    Done,
-    /// The single value, not yet returned.
-    One(Option<&'a [u8]>),
-    /// Values decoded from `__mv_`.
-    Many(multivalue::Values<'a>),
-}
-
-impl<'a> Iterator for FieldValues<'a> {
-    type Item = Result<Cow<'a, [u8]>, usize>;
-    fn next(&mut self) -> Option<Self::Item> {
-        match self {
-            FieldValues::Done => None,
-            FieldValues::One(v) => v.take().map(|v| Ok(Cow::Borrowed(v))),
-            FieldValues::Many(it) => it.next(),
-        }
-    }
 }
 
 /// The current row of a chunk body, handed to the caller's closure.
@@ -131,6 +89,12 @@ impl<'r> Row<'r> {
             }
             None => Field::Absent,
         }
+    }
+}
+
+impl Event for Row<'_> {
+    fn field(&self, slot: usize) -> Field<'_> {
+        Row::field(self, slot)
     }
 }
 

@@ -1,18 +1,18 @@
 //! The `abusedweb` command: the getinfo answer and the execute loop.
 //!
 //! Data flows one way: [`chunk`](crate::chunk) frames → [`metadata`](crate::metadata)
-//! requests → [`body`](crate::body) rows → [`wildcard`](crate::wildcard) match →
-//! [`aggregate`](crate::aggregate) groups → one reply per request. The loop is
+//! requests → [`body`](crate::body) rows → the [`engine`](crate::engine)
+//! (match, group) → one reply per request. The loop is
 //! strictly lock-step: each request is read completely, then answered once.
 
-use crate::aggregate::{Stats, Time, KEY_FIELDS};
-use crate::body::{Decoder, Field, Row};
+use crate::aggregate::{Stats, KEY_FIELDS};
+use crate::body::{self, Decoder, Row};
 use crate::chunk::{write_chunk, ChunkReader};
+use crate::engine::{Engine, EventError};
 use crate::error::{Error, Position};
 use crate::metadata::{self, Action, Metrics};
 use crate::options::Options;
 use std::io::{BufReader, Read, Write};
-use std::ops::Range;
 use std::time::Instant;
 
 /// The ESCU search's `by` fields, in output order (`Computer` is written as `dest`).
@@ -37,11 +37,6 @@ pub const RESULT_COLUMNS: [&str; 9] = [
     "firstTime",
     "lastTime",
 ];
-
-/// Most group memberships one event may produce through the cartesian product
-/// of its multivalue by-fields; beyond it the event is refused, so one crafted
-/// event cannot keep the command busy forever.
-pub const MAX_COMBINATIONS_PER_EVENT: u64 = 1_000_000;
 
 /// Fields the command asks splunkd for: `_time`, the by-fields and the match field.
 pub fn required_fields(opts: &Options) -> Vec<&str> {
@@ -141,226 +136,104 @@ fn next_request<R: std::io::BufRead>(
     Ok(Some((request, header.body_len, at)))
 }
 
-/// The state of one search across execute requests.
+/// The state of one search across execute requests: the CSV decoder feeding
+/// the engine.
 struct Search<'o> {
     decoder: Decoder,
-    sink: Sink<'o>,
-}
-
-/// Everything a row touches, kept apart from the decoder so the decoder can
-/// lend out rows while the sink is updated.
-struct Sink<'o> {
-    opts: &'o Options,
-    match_index: usize,
-    stats: Stats,
-    metrics: Metrics,
+    engine: Engine<'o>,
+    chunks: u64,
     started: Instant,
-    /// Decoded values of the current event, and where each one sits.
-    scratch: Vec<u8>,
-    by_values: [Vec<Range<usize>>; KEY_FIELDS],
-    time_values: Vec<Range<usize>>,
     mv_columns: Vec<String>,
 }
 
-/// Count one group membership; a limit error is told where it happened.
-fn add(
-    stats: &mut Stats,
-    key: &[&[u8]; KEY_FIELDS],
-    times: &[Time<'_>],
-    row: &Row<'_>,
-    chunk: u64,
-    base: u64,
-) -> Result<(), Error> {
-    stats.add(key, times).map_err(|e| match e {
-        Error::Limit(m) => Error::Limit(format!(
+/// Say where an event's problem was: the chunk, row and byte offset.
+fn locate(e: EventError, row: &Row<'_>, chunk: u64, base: u64, mv_columns: &[String]) -> Error {
+    match e {
+        EventError::BrokenMultivalue { slot, at } => Error::Body {
+            chunk,
+            row: row.number,
+            offset: base + row.offset,
+            column: Some(mv_columns[slot].clone()),
+            detail: format!("the multivalue encoding is broken at byte {at} of the value"),
+        },
+        EventError::Limit(m) => Error::Limit(format!(
             "chunk {chunk}, row {} (byte offset {}): {m}",
             row.number,
             base + row.offset
         )),
-        other => other,
-    })
-}
-
-/// The value of a single-valued field.
-fn single<'a>(field: &'a Field<'_>) -> Option<&'a [u8]> {
-    match field {
-        Field::Single(v) => Some(v),
-        _ => None,
     }
 }
-
-/// Index of `_time` in the decoder's field list; the by-fields follow it.
-const TIME_INDEX: usize = 0;
 
 impl<'o> Search<'o> {
     fn new(opts: &'o Options, fields: &[&str]) -> Self {
         let decoder = Decoder::new(fields);
         let mv_columns = (0..fields.len()).map(|i| decoder.mv_column_name(i)).collect();
-        let match_index = fields
+        let match_slot = fields
             .iter()
             .position(|f| *f == opts.field)
             .expect("required_fields lists the match field");
         Search {
             decoder,
-            sink: Sink {
-                opts,
-                match_index,
-                stats: Stats::new(opts.max_groups),
-                metrics: Metrics::default(),
-                started: Instant::now(),
-                scratch: Vec::new(),
-                by_values: Default::default(),
-                time_values: Vec::new(),
-                mv_columns,
-            },
+            engine: Engine::new(&opts.matcher, match_slot, opts.max_groups),
+            chunks: 0,
+            started: Instant::now(),
+            mv_columns,
         }
     }
 
     fn consume<R: Read>(&mut self, body: R, chunk: u64, offset: u64) -> Result<(), Error> {
-        self.sink.metrics.chunks += 1;
-        let sink = &mut self.sink;
-        self.decoder
-            .decode(body, chunk, offset, |row| sink.row(row, chunk, offset))?;
+        self.chunks += 1;
+        let engine = &mut self.engine;
+        let mv_columns = &self.mv_columns;
+        self.decoder.decode(body, chunk, offset, |row| {
+            engine.offer(row).map_err(|e| locate(e, row, chunk, offset, mv_columns))
+        })?;
         Ok(())
     }
 
     fn finish(self) -> (Vec<u8>, Vec<u8>) {
         let mut body = Vec::new();
-        let sink = self.sink;
-        let mut metrics = sink.metrics;
-        metrics.groups = sink.stats.write_results(&RESULT_COLUMNS, &mut body) as u64;
-        metrics.memberships = sink.stats.memberships();
-        metrics.seconds = sink.started.elapsed().as_secs_f64();
+        let stats = self.engine.stats();
+        let counters = self.engine.counters();
+        let metrics = Metrics {
+            chunks: self.chunks,
+            events_read: counters.events_read,
+            events_matched: counters.events_matched,
+            groups: write_results(stats, &RESULT_COLUMNS, &mut body) as u64,
+            memberships: stats.memberships(),
+            seconds: self.started.elapsed().as_secs_f64(),
+        };
         (metadata::final_reply(&metrics), body)
     }
 }
 
-impl Sink<'_> {
-    fn mv_error(&self, row: &Row<'_>, field: usize, chunk: u64, base: u64, at: usize) -> Error {
-        Error::Body {
-            chunk,
-            row: row.number,
-            offset: base + row.offset,
-            column: Some(self.mv_columns[field].clone()),
-            detail: format!("the multivalue encoding is broken at byte {at} of the value"),
-        }
+/// Write the result body: a header of `columns` and one row per group in
+/// `stats … by` order (by-values, count, firstTime, lastTime). Returns the
+/// number of rows written; with no group nothing is written.
+pub fn write_results(stats: &Stats, columns: &[&str], out: &mut Vec<u8>) -> usize {
+    let groups = stats.sorted();
+    if groups.is_empty() {
+        return 0;
     }
-
-    /// Decode every value of `field` into the scratch buffer, skipping empty
-    /// elements; returns where they sit.
-    fn collect(
-        &mut self,
-        row: &Row<'_>,
-        field: usize,
-        chunk: u64,
-        base: u64,
-        into: &mut Vec<Range<usize>>,
-    ) -> Result<(), Error> {
-        into.clear();
-        for value in row.field(field).values() {
-            let value = value.map_err(|at| self.mv_error(row, field, chunk, base, at))?;
-            if !value.is_empty() {
-                let start = self.scratch.len();
-                self.scratch.extend_from_slice(&value);
-                into.push(start..self.scratch.len());
-            }
-        }
-        Ok(())
+    body::write_row(out, columns.iter().map(|c| c.as_bytes()));
+    let mut count = [0u8; 20];
+    for g in &groups {
+        let count_text = fmt_u64(g.count(), &mut count);
+        let fields = (0..KEY_FIELDS).map(|i| g.field(i));
+        body::write_row(out, fields.chain([count_text, g.first(), g.last()]));
     }
+    groups.len()
+}
 
-    fn row(&mut self, row: &Row<'_>, chunk: u64, base: u64) -> Result<(), Error> {
-        self.metrics.events_read += 1;
-        let mut matched = false;
-        for value in row.field(self.match_index).values() {
-            let value = value.map_err(|at| self.mv_error(row, self.match_index, chunk, base, at))?;
-            if self.opts.matcher.is_match(&value) {
-                matched = true;
-                break;
-            }
-        }
-        if !matched {
-            return Ok(());
-        }
-        self.metrics.events_matched += 1;
-
-        // Fast path: every by-field and `_time` single-valued (almost every
-        // Sysmon event), so the group key is borrowed straight from the record.
-        let fields: [Field<'_>; KEY_FIELDS] = std::array::from_fn(|i| row.field(TIME_INDEX + 1 + i));
-        let singles: [Option<&[u8]>; KEY_FIELDS] = std::array::from_fn(|i| single(&fields[i]));
-        if singles.iter().all(Option::is_some) {
-            let key = singles.map(|v| v.unwrap_or_default());
-            match row.field(TIME_INDEX) {
-                Field::Absent => return add(&mut self.stats, &key, &[], row, chunk, base),
-                Field::Single(t) => return add(&mut self.stats, &key, &[Time::new(&t)], row, chunk, base),
-                Field::Multi(_) => {}
-            }
-        }
-
-        self.scratch.clear();
-        let mut by_values = std::mem::take(&mut self.by_values);
-        let mut combinations: u64 = 1;
-        for (i, ranges) in by_values.iter_mut().enumerate() {
-            self.collect(row, TIME_INDEX + 1 + i, chunk, base, ranges)?;
-            combinations = combinations.saturating_mul(ranges.len() as u64);
-        }
-        let mut time_values = std::mem::take(&mut self.time_values);
-        self.collect(row, TIME_INDEX, chunk, base, &mut time_values)?;
-        let result = self.count(&by_values, &time_values, combinations, row, chunk, base);
-        self.by_values = by_values;
-        self.time_values = time_values;
-        result
-    }
-
-    fn count(
-        &mut self,
-        by_values: &[Vec<Range<usize>>; KEY_FIELDS],
-        time_values: &[Range<usize>],
-        combinations: u64,
-        row: &Row<'_>,
-        chunk: u64,
-        base: u64,
-    ) -> Result<(), Error> {
-        if combinations == 0 {
-            return Ok(()); // a by-field is absent: `stats … by` drops the event
-        }
-        if combinations > MAX_COMBINATIONS_PER_EVENT {
-            return Err(Error::Limit(format!(
-                "chunk {chunk}, row {} (byte offset {}): the event's multivalue by-fields form {combinations} \
-                 combinations, more than the limit of {MAX_COMBINATIONS_PER_EVENT}",
-                row.number,
-                base + row.offset
-            )));
-        }
-        let scratch = &self.scratch;
-        let one_time;
-        let many_times: Vec<Time<'_>>;
-        let times: &[Time<'_>] = match time_values {
-            [only] => {
-                one_time = [Time::new(&scratch[only.clone()])];
-                &one_time
-            }
-            _ => {
-                many_times = time_values.iter().map(|r| Time::new(&scratch[r.clone()])).collect();
-                &many_times
-            }
-        };
-        let mut index = [0usize; KEY_FIELDS];
-        loop {
-            let key: [&[u8]; KEY_FIELDS] = std::array::from_fn(|i| &scratch[by_values[i][index[i]].clone()]);
-            add(&mut self.stats, &key, times, row, chunk, base)?;
-            // Advance the odometer over the value lists, last field fastest.
-            let mut k = KEY_FIELDS;
-            loop {
-                if k == 0 {
-                    return Ok(());
-                }
-                k -= 1;
-                index[k] += 1;
-                if index[k] < by_values[k].len() {
-                    break;
-                }
-                index[k] = 0;
-            }
+/// `n` in decimal, written into `buf` without allocating.
+fn fmt_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
         }
     }
 }

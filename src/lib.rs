@@ -7,6 +7,7 @@
 //! * [`chunk`]: frames in and out (`chunked 1.0,M,B\n` + metadata + body);
 //! * [`metadata`]: what a request asks and what a reply says (JSON);
 //! * [`body`] and [`multivalue`]: the CSV body codec with `__mv_` fields;
+//! * [`engine`]: matching and grouping events, with no protocol and no I/O;
 //! * [`wildcard`]: the Splunk wildcard matcher, compiled once per search;
 //! * [`aggregate`]: `stats count min(_time) max(_time) by …`;
 //! * [`options`]: the command's arguments, declared in one table;
@@ -20,6 +21,7 @@ pub mod aggregate;
 pub mod body;
 pub mod chunk;
 pub mod command;
+pub mod engine;
 pub mod error;
 pub mod guard;
 pub mod metadata;

@@ -1,0 +1,360 @@
+//! The engine: matching and grouping events, with no protocol and no I/O.
+//!
+//! A front-end (the SCP v2 command, later `scan`) hands the engine one event
+//! at a time through the [`Event`] trait, which exposes the event's fields by
+//! *slot*: [`TIME_SLOT`] for `_time`, [`by_slot`] for the by-fields, and a
+//! match slot the front-end chooses. The engine matches the match field's
+//! values against the search's [`PatternSet`], and counts each matching event
+//! in the groups of its by-values ([`Stats`]). It never sees CSV, chunks or
+//! files, and its errors ([`EventError`]) say only what went wrong in the
+//! event; the front-end adds where (chunk, row, byte offset, file, record).
+
+use crate::aggregate::{Stats, Time, KEY_FIELDS};
+use crate::multivalue;
+use crate::wildcard::PatternSet;
+use std::borrow::Cow;
+use std::ops::Range;
+
+/// Slot of `_time` in every event the engine is handed.
+pub const TIME_SLOT: usize = 0;
+
+/// Slot of by-field `i` (0-based, in `stats … by` order): the by-fields
+/// follow `_time`.
+pub const fn by_slot(i: usize) -> usize {
+    TIME_SLOT + 1 + i
+}
+
+/// Most group memberships one event may produce through the cartesian product
+/// of its multivalue by-fields; beyond it the event is refused, so one crafted
+/// event cannot keep the command busy forever.
+pub const MAX_COMBINATIONS_PER_EVENT: u64 = 1_000_000;
+
+/// One field of an event, as the front-end found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Field<'a> {
+    /// No such field, or only empty values (an empty value is an absent value
+    /// in Splunk).
+    Absent,
+    /// A single non-empty value.
+    Single(Cow<'a, [u8]>),
+    /// Several values in Splunk's multivalue encoding (`$v1$;$v2$`, `$$` for
+    /// `$`), decoded lazily so the common single-valued case costs nothing.
+    Multi(Cow<'a, [u8]>),
+}
+
+impl Field<'_> {
+    /// Iterate over the values of this field; a broken multivalue encoding
+    /// yields `Err(byte offset inside the field)`.
+    pub fn values(&self) -> FieldValues<'_> {
+        match self {
+            Field::Absent => FieldValues::Done,
+            Field::Single(v) => FieldValues::One(Some(v)),
+            Field::Multi(enc) => FieldValues::Many(multivalue::decode(enc)),
+        }
+    }
+}
+
+/// Iterator over a field's values (see [`Field::values`]).
+pub enum FieldValues<'a> {
+    /// No values.
+    Done,
+    /// The single value, not yet returned.
+    One(Option<&'a [u8]>),
+    /// Values decoded from the multivalue encoding.
+    Many(multivalue::Values<'a>),
+}
+
+impl<'a> Iterator for FieldValues<'a> {
+    type Item = Result<Cow<'a, [u8]>, usize>;
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            FieldValues::Done => None,
+            FieldValues::One(v) => v.take().map(|v| Ok(Cow::Borrowed(v))),
+            FieldValues::Many(it) => it.next(),
+        }
+    }
+}
+
+/// An event as the engine reads it: fields by slot. Implemented by each
+/// front-end's record type, so events are read in place, never copied.
+pub trait Event {
+    /// The field in `slot` ([`TIME_SLOT`], [`by_slot`], or the match slot).
+    fn field(&self, slot: usize) -> Field<'_>;
+}
+
+/// What is wrong with one event; the front-end says where the event was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventError {
+    /// A multivalue field's encoding is broken at byte `at` of the value.
+    BrokenMultivalue {
+        /// The field's slot.
+        slot: usize,
+        /// Byte offset inside the encoded value.
+        at: usize,
+    },
+    /// A cap was reached (groups, group bytes, combinations); the text names it.
+    Limit(String),
+}
+
+/// Counters of one engine, for the Job Inspector.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Events offered.
+    pub events_read: u64,
+    /// Events whose match field matched a pattern.
+    pub events_matched: u64,
+}
+
+/// Matches and groups the events of one search (or one map request).
+pub struct Engine<'p> {
+    matcher: &'p PatternSet,
+    match_slot: usize,
+    stats: Stats,
+    counters: Counters,
+    /// Decoded values of the current event, and where each one sits.
+    scratch: Vec<u8>,
+    by_values: [Vec<Range<usize>>; KEY_FIELDS],
+    time_values: Vec<Range<usize>>,
+}
+
+impl<'p> Engine<'p> {
+    /// An engine matching field `match_slot` against `matcher`, refusing to
+    /// hold more than `max_groups` groups.
+    pub fn new(matcher: &'p PatternSet, match_slot: usize, max_groups: usize) -> Self {
+        Engine {
+            matcher,
+            match_slot,
+            stats: Stats::new(max_groups),
+            counters: Counters::default(),
+            scratch: Vec::new(),
+            by_values: Default::default(),
+            time_values: Vec::new(),
+        }
+    }
+
+    /// The groups counted so far.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The counters so far.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// Match one event and, when it matches, count it in the group of each
+    /// combination of its by-values. An event lacking a by-field is dropped,
+    /// as `stats … by` drops it.
+    pub fn offer<E: Event + ?Sized>(&mut self, event: &E) -> Result<(), EventError> {
+        self.counters.events_read += 1;
+        let mut matched = false;
+        for value in event.field(self.match_slot).values() {
+            let value = value.map_err(|at| EventError::BrokenMultivalue {
+                slot: self.match_slot,
+                at,
+            })?;
+            if self.matcher.is_match(&value) {
+                matched = true;
+                break;
+            }
+        }
+        if !matched {
+            return Ok(());
+        }
+        self.counters.events_matched += 1;
+
+        // Fast path: every by-field and `_time` single-valued (almost every
+        // Sysmon event), so the group key is borrowed straight from the record.
+        let fields: [Field<'_>; KEY_FIELDS] = std::array::from_fn(|i| event.field(by_slot(i)));
+        let singles: [Option<&[u8]>; KEY_FIELDS] = std::array::from_fn(|i| match &fields[i] {
+            Field::Single(v) => Some(&v[..]),
+            _ => None,
+        });
+        if singles.iter().all(Option::is_some) {
+            let key = singles.map(|v| v.unwrap_or_default());
+            match event.field(TIME_SLOT) {
+                Field::Absent => return self.stats.add(&key, &[]).map_err(EventError::Limit),
+                Field::Single(t) => return self.stats.add(&key, &[Time::new(&t)]).map_err(EventError::Limit),
+                Field::Multi(_) => {}
+            }
+        }
+
+        self.scratch.clear();
+        let mut by_values = std::mem::take(&mut self.by_values);
+        let mut combinations: u64 = 1;
+        let mut result = Ok(());
+        for (i, ranges) in by_values.iter_mut().enumerate() {
+            if let Err(e) = collect(&mut self.scratch, &fields[i], by_slot(i), ranges) {
+                result = Err(e);
+                break;
+            }
+            combinations = combinations.saturating_mul(ranges.len() as u64);
+        }
+        let mut time_values = std::mem::take(&mut self.time_values);
+        if result.is_ok() {
+            result = collect(&mut self.scratch, &event.field(TIME_SLOT), TIME_SLOT, &mut time_values)
+                .and_then(|()| self.count(&by_values, &time_values, combinations));
+        }
+        self.by_values = by_values;
+        self.time_values = time_values;
+        result
+    }
+
+    fn count(
+        &mut self,
+        by_values: &[Vec<Range<usize>>; KEY_FIELDS],
+        time_values: &[Range<usize>],
+        combinations: u64,
+    ) -> Result<(), EventError> {
+        if combinations == 0 {
+            return Ok(()); // a by-field is absent: `stats … by` drops the event
+        }
+        if combinations > MAX_COMBINATIONS_PER_EVENT {
+            return Err(EventError::Limit(format!(
+                "the event's multivalue by-fields form {combinations} combinations, more than the limit of \
+                 {MAX_COMBINATIONS_PER_EVENT}"
+            )));
+        }
+        let scratch = &self.scratch;
+        let one_time;
+        let many_times: Vec<Time<'_>>;
+        let times: &[Time<'_>] = match time_values {
+            [only] => {
+                one_time = [Time::new(&scratch[only.clone()])];
+                &one_time
+            }
+            _ => {
+                many_times = time_values.iter().map(|r| Time::new(&scratch[r.clone()])).collect();
+                &many_times
+            }
+        };
+        let mut index = [0usize; KEY_FIELDS];
+        loop {
+            let key: [&[u8]; KEY_FIELDS] = std::array::from_fn(|i| &scratch[by_values[i][index[i]].clone()]);
+            self.stats.add(&key, times).map_err(EventError::Limit)?;
+            // Advance the odometer over the value lists, last field fastest.
+            let mut k = KEY_FIELDS;
+            loop {
+                if k == 0 {
+                    return Ok(());
+                }
+                k -= 1;
+                index[k] += 1;
+                if index[k] < by_values[k].len() {
+                    break;
+                }
+                index[k] = 0;
+            }
+        }
+    }
+}
+
+/// Decode every value of `field` into `scratch`, skipping empty elements;
+/// record where they sit in `into`.
+fn collect(
+    scratch: &mut Vec<u8>,
+    field: &Field<'_>,
+    slot: usize,
+    into: &mut Vec<Range<usize>>,
+) -> Result<(), EventError> {
+    into.clear();
+    for value in field.values() {
+        let value = value.map_err(|at| EventError::BrokenMultivalue { slot, at })?;
+        if !value.is_empty() {
+            let start = scratch.len();
+            scratch.extend_from_slice(&value);
+            into.push(start..scratch.len());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An event given as one value list per slot (empty list = absent).
+    struct Plain(Vec<Vec<&'static str>>);
+
+    impl Event for Plain {
+        fn field(&self, slot: usize) -> Field<'_> {
+            match self.0.get(slot).map(Vec::as_slice) {
+                None | Some([]) => Field::Absent,
+                Some([one]) => Field::Single(Cow::Borrowed(one.as_bytes())),
+                Some(many) => {
+                    let mut enc = Vec::new();
+                    multivalue::encode(many.iter().map(|v| v.as_bytes()), &mut enc);
+                    Field::Multi(Cow::Owned(enc))
+                }
+            }
+        }
+    }
+
+    fn event(time: &[&'static str], query: &[&'static str], host: &[&'static str]) -> Plain {
+        Plain(vec![
+            time.to_vec(),
+            vec!["C:\\p.exe"],
+            query.to_vec(),
+            vec!["0"],
+            vec!["p.exe"],
+            vec!["-"],
+            host.to_vec(),
+            query.to_vec(),
+        ])
+    }
+
+    #[test]
+    fn matches_groups_and_drops_events_without_a_by_field() {
+        let matcher = PatternSet::new(&["*pastebin*"]).unwrap();
+        let mut engine = Engine::new(&matcher, 7, 100);
+        engine
+            .offer(&event(&["10"], &["pastebin.com", "other.net"], &["h1"]))
+            .unwrap();
+        engine.offer(&event(&["5"], &["example.com"], &["h1"])).unwrap();
+        engine.offer(&event(&["7"], &["PASTEBIN.com"], &[])).unwrap();
+        engine.offer(&event(&["3"], &["pastebin.com"], &["h1"])).unwrap();
+        assert_eq!(
+            engine.counters(),
+            Counters {
+                events_read: 4,
+                events_matched: 3
+            }
+        );
+        let groups: Vec<String> = engine
+            .stats()
+            .sorted()
+            .iter()
+            .map(|g| {
+                let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+                format!(
+                    "{} {} {} {}",
+                    text(g.field(1)),
+                    g.count(),
+                    text(g.first()),
+                    text(g.last())
+                )
+            })
+            .collect();
+        assert_eq!(groups, ["other.net 1 10 10", "pastebin.com 2 3 10"]);
+    }
+
+    #[test]
+    fn broken_multivalue_names_the_slot() {
+        let matcher = PatternSet::new(&["*"]).unwrap();
+        let mut engine = Engine::new(&matcher, 7, 100);
+        struct Broken;
+        impl Event for Broken {
+            fn field(&self, slot: usize) -> Field<'_> {
+                if slot == 7 {
+                    Field::Multi(Cow::Borrowed(b"x$a$"))
+                } else {
+                    Field::Single(Cow::Borrowed(b"v"))
+                }
+            }
+        }
+        assert!(matches!(
+            engine.offer(&Broken),
+            Err(EventError::BrokenMultivalue { slot: 7, .. })
+        ));
+    }
+}
