@@ -17,10 +17,10 @@
 //! `cargo bench --bench micro`; `benches/run.py` runs it and copies the
 //! medians into RESULTS.md.
 
-use abusedweb::aggregate::{Stats, Time, KEY_FIELDS};
-use abusedweb::body::Decoder;
+use abusedweb::codec::body::Decoder;
 use abusedweb::command;
-use abusedweb::wildcard::PatternSet;
+use abusedweb::engine::aggregate::{Stats, Time, KEY_FIELDS};
+use abusedweb::engine::wildcard::PatternSet;
 use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;

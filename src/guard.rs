@@ -3,12 +3,12 @@
 //! No input should reach a panic, but if one does, splunkd must still get a
 //! well-formed reply with `finished: true` and an error text, and the process
 //! must exit non-zero. Replies are written whole (see
-//! [`write_chunk`](crate::chunk::write_chunk)), so a panic can never leave a
+//! [`write_chunk`]), so a panic can never leave a
 //! half-written chunk behind, and the default panic hook is replaced so that
 //! nothing is printed to stderr (which splunkd logs at ERROR level).
 
-use crate::chunk::write_chunk;
-use crate::metadata::error_reply;
+use crate::protocol::chunk::write_chunk;
+use crate::protocol::metadata::error_reply;
 use std::io::Write;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Mutex;

@@ -2,29 +2,27 @@
 //! (T1102) as a native custom search command speaking the chunked protocol
 //! (SCP v2).
 //!
-//! The modules follow the data:
+//! The modules follow the data, one layer a folder:
 //!
-//! * [`chunk`]: frames in and out (`chunked 1.0,M,B\n` + metadata + body);
-//! * [`metadata`]: what a request asks and what a reply says (JSON);
-//! * [`body`] and [`multivalue`]: the CSV body codec with `__mv_` fields;
-//! * [`engine`]: matching and grouping events, with no protocol and no I/O;
-//! * [`wildcard`]: the Splunk wildcard matcher, compiled once per search;
-//! * [`aggregate`]: `stats count min(_time) max(_time) by …`;
-//! * [`options`]: the command's arguments, declared in one table;
-//! * [`command`]: getinfo answer and execute loop wiring the above together;
+//! * [`protocol`]: frames in and out ([`protocol::chunk`]: `chunked 1.0,M,B\n` +
+//!   metadata + body) and what a request asks and a reply says
+//!   ([`protocol::metadata`], JSON);
+//! * [`codec`]: the CSV body codec ([`codec::body`]) with `__mv_` fields
+//!   ([`codec::multivalue`]);
+//! * [`engine`]: matching and grouping events, with no protocol and no I/O:
+//!   the Splunk wildcard matcher compiled once per search ([`engine::wildcard`])
+//!   and `stats count min(_time) max(_time) by …` ([`engine::aggregate`]);
+//! * [`command`]: the SCP v2 front-end: getinfo answer and execute loop
+//!   wiring the above together, and the command's arguments declared in one
+//!   table ([`command::options`]);
 //! * [`guard`]: panics become error replies;
 //! * [`error`]: the error type whose text the user sees.
 
 #![deny(missing_docs)]
 
-pub mod aggregate;
-pub mod body;
-pub mod chunk;
+pub mod codec;
 pub mod command;
 pub mod engine;
 pub mod error;
 pub mod guard;
-pub mod metadata;
-pub mod multivalue;
-pub mod options;
-pub mod wildcard;
+pub mod protocol;

@@ -8,8 +8,8 @@
 //! files, which are hand-assembled Markdown/text logs whose bodies lost bytes
 //! in transcription (PROVENANCE.md); they are semantic references only.
 
-use abusedweb::body::{encode_records, Decoder};
-use abusedweb::chunk::ChunkReader;
+use abusedweb::codec::body::{encode_records, Decoder};
+use abusedweb::protocol::chunk::ChunkReader;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -122,7 +122,7 @@ fn round_trip(body: &[u8]) -> usize {
 /// splunkd's request metadata is JSON the crate's request parser accepts.
 fn assert_requests_parse(chunks: &[Chunk]) {
     for (i, c) in chunks.iter().enumerate() {
-        abusedweb::metadata::parse_request(&c.metadata).unwrap_or_else(|e| panic!("chunk {}: {e}", i + 1));
+        abusedweb::protocol::metadata::parse_request(&c.metadata).unwrap_or_else(|e| panic!("chunk {}: {e}", i + 1));
     }
 }
 

@@ -1,8 +1,8 @@
-//! The options are declared once, in `abusedweb::options::OPTIONS`; the help
+//! The options are declared once, in `abusedweb::command::options::OPTIONS`; the help
 //! text users read (searchbnf.conf in the search bar, the README) must say the
 //! same names and defaults, and the getinfo error must list them.
 
-use abusedweb::options::{Options, OPTIONS};
+use abusedweb::command::options::{Options, OPTIONS};
 
 fn read(rel: &str) -> String {
     std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)).unwrap()

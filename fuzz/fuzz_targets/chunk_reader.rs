@@ -3,7 +3,7 @@
 //! the same frames and errors whatever the read buffering.
 #![no_main]
 
-use abusedweb::chunk::{ChunkReader, Header};
+use abusedweb::protocol::chunk::{ChunkReader, Header};
 use libfuzzer_sys::fuzz_target;
 use std::io::{BufRead, BufReader, Read};
 

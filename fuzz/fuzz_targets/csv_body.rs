@@ -7,8 +7,8 @@
 //!   list of values survives encode → decode.
 #![no_main]
 
-use abusedweb::body::Decoder;
-use abusedweb::multivalue;
+use abusedweb::codec::body::Decoder;
+use abusedweb::codec::multivalue;
 use libfuzzer_sys::fuzz_target;
 use std::cell::RefCell;
 use std::io::Read;

@@ -4,7 +4,7 @@
 //! error replies are valid JSON that round-trips the text.
 #![no_main]
 
-use abusedweb::metadata::{error_reply, parse_request, Action, MAX_ARGS};
+use abusedweb::protocol::metadata::{error_reply, parse_request, Action, MAX_ARGS};
 use libfuzzer_sys::fuzz_target;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;

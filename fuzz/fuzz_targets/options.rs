@@ -7,7 +7,7 @@
 //! never matches) matches.
 #![no_main]
 
-use abusedweb::options::Options;
+use abusedweb::command::options::Options;
 use libfuzzer_sys::fuzz_target;
 
 /// Classic glob matching with backtracking to the last `*`: O(n·m).

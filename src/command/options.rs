@@ -5,8 +5,8 @@
 //! Each must be `name=value` with a name from the table; the same table feeds
 //! the error text, and tests check `searchbnf.conf` and the README against it.
 
+use crate::engine::wildcard::{PatternSet, DEFAULT_PATTERNS};
 use crate::error::Error;
-use crate::wildcard::{PatternSet, DEFAULT_PATTERNS};
 
 /// One option's declaration: its name, value syntax, default and meaning.
 #[derive(Debug, Clone, Copy)]

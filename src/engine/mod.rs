@@ -9,11 +9,14 @@
 //! files, and its errors ([`EventError`]) say only what went wrong in the
 //! event; the front-end adds where (chunk, row, byte offset, file, record).
 
-use crate::aggregate::{Stats, Time, KEY_FIELDS};
-use crate::multivalue;
-use crate::wildcard::PatternSet;
+pub mod aggregate;
+pub mod wildcard;
+
+use crate::codec::multivalue;
+use aggregate::{Stats, Time, KEY_FIELDS};
 use std::borrow::Cow;
 use std::ops::Range;
+use wildcard::PatternSet;
 
 /// Slot of `_time` in every event the engine is handed.
 pub const TIME_SLOT: usize = 0;

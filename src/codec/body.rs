@@ -20,10 +20,10 @@
 //! of ASCII letters and digits, otherwise quoted with quotes doubled. That
 //! also protects values with leading or trailing blanks (scp2.md §18.3).
 
+use crate::codec::multivalue;
 use crate::engine::Event;
 pub use crate::engine::Field;
 use crate::error::Error;
-use crate::multivalue;
 use std::borrow::Cow;
 use std::io::{self, Read};
 

@@ -1,17 +1,19 @@
 //! The `abusedweb` command: the getinfo answer and the execute loop.
 //!
-//! Data flows one way: [`chunk`](crate::chunk) frames → [`metadata`](crate::metadata)
-//! requests → [`body`](crate::body) rows → the [`engine`](crate::engine)
+//! Data flows one way: [frames](crate::protocol::chunk) → [requests](crate::protocol::metadata)
+//! → [CSV rows](crate::codec::body) → the [engine](crate::engine)
 //! (match, group) → one reply per request. The loop is
 //! strictly lock-step: each request is read completely, then answered once.
 
-use crate::aggregate::{Stats, KEY_FIELDS};
-use crate::body::{self, Decoder, Row};
-use crate::chunk::{write_chunk, ChunkReader};
+pub mod options;
+
+use crate::codec::body::{self, Decoder, Row};
+use crate::engine::aggregate::{Stats, KEY_FIELDS};
 use crate::engine::{Engine, EventError};
 use crate::error::{Error, Position};
-use crate::metadata::{self, Action, Metrics};
-use crate::options::Options;
+use crate::protocol::chunk::{write_chunk, ChunkReader};
+use crate::protocol::metadata::{self, Action, Metrics};
+use options::Options;
 use std::io::{BufReader, Read, Write};
 use std::time::Instant;
 
@@ -241,7 +243,7 @@ fn fmt_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::body::encode_records;
+    use crate::codec::body::encode_records;
 
     fn chunk(meta: &str, body: &[u8]) -> Vec<u8> {
         let mut v = format!("chunked 1.0,{},{}\n", meta.len(), body.len()).into_bytes();
