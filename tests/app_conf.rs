@@ -515,10 +515,11 @@ fn searchbnf_documents_exactly_the_commands_options() {
 
     let syntax = cmd.want("syntax");
     assert!(syntax.starts_with("abusedweb "));
-    // Options in the syntax: every `name=<...>`.
+    // Options in the syntax: every `name=<...>` or `name=(a|b)`.
     let in_syntax: Vec<String> = syntax
         .split(|c: char| c.is_whitespace() || c == '(')
-        .filter_map(|tok| tok.split_once("=<").map(|(name, _)| name.to_string()))
+        .filter_map(|tok| tok.split_once('=').map(|(name, _)| name.to_string()))
+        .filter(|name| !name.is_empty())
         .collect();
     let documented = documented_options();
     assert_eq!(in_syntax, documented, "searchbnf syntax vs docs/behaviour.md Options");

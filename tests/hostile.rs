@@ -261,7 +261,8 @@ fn expect_success(name: &str, input: Vec<u8>) -> Vec<Reply> {
 
 const HEADER_FORM: &str = "expected a header `chunked 1.0,<metadata length>,<body length>`, found";
 const VALID_OPTIONS: &str = "Valid options: patterns=<wildcard> <wildcard> ..., field=<field name>, \
-                             max_groups=<integer 1..100000000>, max_chunk_bytes=<integer 1024..17179869184>";
+                             max_groups=<integer 1..100000000>, max_chunk_bytes=<integer 1024..17179869184>, \
+                             distributed=<bool>, phase=map|reduce";
 
 struct Case {
     name: &'static str,

@@ -91,11 +91,19 @@ impl Aggregate {
         let Some(t) = time else { return };
         match decimal(t) {
             Some(x) => {
-                // strict comparisons: on ties the first seen text stays
-                if self.numeric_min.as_ref().is_none_or(|(m, _)| x < *m) {
+                // on numeric ties the byte-wise smallest text stays
+                if self
+                    .numeric_min
+                    .as_ref()
+                    .is_none_or(|(m, mt)| x < *m || (x == *m && t < &mt[..]))
+                {
                     self.numeric_min = Some((x, t.to_vec()));
                 }
-                if self.numeric_max.as_ref().is_none_or(|(m, _)| x > *m) {
+                if self
+                    .numeric_max
+                    .as_ref()
+                    .is_none_or(|(m, mt)| x > *m || (x == *m && t < &mt[..]))
+                {
                     self.numeric_max = Some((x, t.to_vec()));
                 }
             }
@@ -549,7 +557,8 @@ fn reference_time_rules() {
     }
     a.add(None);
     assert_eq!(a.count, 6);
-    assert_eq!(a.first_last(), (b"900".to_vec(), b"1700000000.500".to_vec()));
+    // numeric ties keep the byte-wise smallest text, whatever the order
+    assert_eq!(a.first_last(), (b"900".to_vec(), b"1700000000.5".to_vec()));
     let mut b = Aggregate::default();
     for t in ["zz", "2023-01-01", "abc"] {
         b.add(Some(t.as_bytes()));

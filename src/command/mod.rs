@@ -2,20 +2,31 @@
 //!
 //! Data flows one way: [frames](crate::protocol::chunk) → [requests](crate::protocol::metadata)
 //! → [CSV rows](crate::codec::body) → the [engine](crate::engine)
-//! (match, group) → one reply per request. The loop is
-//! strictly lock-step: each request is read completely, then answered once.
+//! (match, group, merge) → one reply per request. The loop is strictly
+//! lock-step: each request is read completely, then answered once.
+//!
+//! A process plays one of two phases, chosen by its arguments:
+//! * [`reduce`]: the reporting command the user typed. It reads raw events
+//!   and partial rows alike, and answers with the result rows once splunkd
+//!   says `finished`. With `distributed=true` its getinfo answer also asks
+//!   splunkd to run the map phase first (`streaming_preop`, scp2.md §10).
+//! * [`map`]: that preop, run by splunkd on each indexer as a streaming
+//!   command. It answers every request with one [`partial`] row per group of
+//!   that request's matching events.
 
+pub mod map;
 pub mod options;
+pub mod partial;
+pub mod reduce;
 
-use crate::codec::body::{self, Decoder, Row};
+use crate::codec::body::{self, Row};
 use crate::engine::aggregate::{Stats, KEY_FIELDS};
-use crate::engine::{Engine, EventError};
+use crate::engine::EventError;
 use crate::error::{Error, Position};
 use crate::protocol::chunk::{write_chunk, ChunkReader};
-use crate::protocol::metadata::{self, Action, Metrics};
-use options::Options;
+use crate::protocol::metadata::{self, Action};
+use options::{Options, Phase};
 use std::io::{BufReader, Read, Write};
-use std::time::Instant;
 
 /// The ESCU search's `by` fields, in output order (`Computer` is written as `dest`).
 pub const BY_FIELDS: [&str; KEY_FIELDS] = [
@@ -40,7 +51,8 @@ pub const RESULT_COLUMNS: [&str; 9] = [
     "lastTime",
 ];
 
-/// Fields the command asks splunkd for: `_time`, the by-fields and the match field.
+/// Event fields the command asks splunkd for, in engine slot order: `_time`,
+/// the by-fields and the match field.
 pub fn required_fields(opts: &Options) -> Vec<&str> {
     let mut fields = vec!["_time"];
     fields.extend(BY_FIELDS);
@@ -48,6 +60,14 @@ pub fn required_fields(opts: &Options) -> Vec<&str> {
         fields.push(&opts.field);
     }
     fields
+}
+
+/// What a phase does with each request's body and how it answers.
+trait PhaseRun {
+    /// Take in one request body.
+    fn consume(&mut self, body: &mut dyn Read, chunk: u64, offset: u64) -> Result<(), Error>;
+    /// The reply to the request just consumed: metadata and body.
+    fn reply(&mut self, finished: bool) -> (Vec<u8>, Vec<u8>);
 }
 
 /// Serve one splunkd conversation and return the process exit code: 0 after
@@ -84,10 +104,20 @@ fn serve<R: Read, W: Write>(input: R, output: &mut W) -> Result<(), Error> {
         });
     }
     let opts = Options::parse(&request.args)?;
-    let fields = required_fields(&opts);
-    write_chunk(output, &metadata::getinfo_reply(&fields), b"")?;
+    let mut phase: Box<dyn PhaseRun + '_> = match opts.phase {
+        Phase::Map => {
+            let fields = required_fields(&opts);
+            write_chunk(output, &metadata::map_getinfo_reply(&fields), b"")?;
+            Box::new(map::Map::new(&opts))
+        }
+        Phase::Reduce => {
+            let fields = reduce::required_fields(&opts);
+            let preop = opts.distributed.then(|| opts.map_preop());
+            write_chunk(output, &metadata::getinfo_reply(&fields, preop.as_deref()), b"")?;
+            Box::new(reduce::Reduce::new(&opts))
+        }
+    };
 
-    let mut search = Search::new(&opts, &fields);
     loop {
         let Some((request, body_len, at)) = next_request(&mut reader, &mut meta)? else {
             return Ok(());
@@ -106,17 +136,16 @@ fn serve<R: Read, W: Write>(input: R, output: &mut W) -> Result<(), Error> {
         }
         let body_offset = reader.position().offset;
         let mut body = reader.body(body_len);
-        search.consume(&mut body, at.chunk, body_offset)?;
+        phase.consume(&mut body, at.chunk, body_offset)?;
         body.skip_rest().map_err(|e| Error::Framing {
             at,
             detail: e.to_string(),
         })?;
+        let (meta, body) = phase.reply(request.finished);
+        write_chunk(output, &meta, &body)?;
         if request.finished {
-            let (meta, body) = search.finish();
-            write_chunk(output, &meta, &body)?;
             return Ok(());
         }
-        write_chunk(output, metadata::progress_reply(), b"")?;
     }
 }
 
@@ -138,16 +167,6 @@ fn next_request<R: std::io::BufRead>(
     Ok(Some((request, header.body_len, at)))
 }
 
-/// The state of one search across execute requests: the CSV decoder feeding
-/// the engine.
-struct Search<'o> {
-    decoder: Decoder,
-    engine: Engine<'o>,
-    chunks: u64,
-    started: Instant,
-    mv_columns: Vec<String>,
-}
-
 /// Say where an event's problem was: the chunk, row and byte offset.
 fn locate(e: EventError, row: &Row<'_>, chunk: u64, base: u64, mv_columns: &[String]) -> Error {
     match e {
@@ -166,51 +185,9 @@ fn locate(e: EventError, row: &Row<'_>, chunk: u64, base: u64, mv_columns: &[Str
     }
 }
 
-impl<'o> Search<'o> {
-    fn new(opts: &'o Options, fields: &[&str]) -> Self {
-        let decoder = Decoder::new(fields);
-        let mv_columns = (0..fields.len()).map(|i| decoder.mv_column_name(i)).collect();
-        let match_slot = fields
-            .iter()
-            .position(|f| *f == opts.field)
-            .expect("required_fields lists the match field");
-        Search {
-            decoder,
-            engine: Engine::new(&opts.matcher, match_slot, opts.max_groups),
-            chunks: 0,
-            started: Instant::now(),
-            mv_columns,
-        }
-    }
-
-    fn consume<R: Read>(&mut self, body: R, chunk: u64, offset: u64) -> Result<(), Error> {
-        self.chunks += 1;
-        let engine = &mut self.engine;
-        let mv_columns = &self.mv_columns;
-        self.decoder.decode(body, chunk, offset, |row| {
-            engine.offer(row).map_err(|e| locate(e, row, chunk, offset, mv_columns))
-        })?;
-        Ok(())
-    }
-
-    fn finish(self) -> (Vec<u8>, Vec<u8>) {
-        let mut body = Vec::new();
-        let stats = self.engine.stats();
-        let counters = self.engine.counters();
-        let metrics = Metrics {
-            chunks: self.chunks,
-            events_read: counters.events_read,
-            events_matched: counters.events_matched,
-            groups: write_results(stats, &RESULT_COLUMNS, &mut body) as u64,
-            memberships: stats.memberships(),
-            seconds: self.started.elapsed().as_secs_f64(),
-        };
-        (metadata::final_reply(&metrics), body)
-    }
-}
-
-/// Write the result body: a header of `columns` and one row per group in
-/// `stats … by` order (by-values, count, firstTime, lastTime). Returns the
+/// Write the groups: a header of `columns` and one row per group in
+/// `stats … by` order (by-values, count, first `_time`, last `_time`), as the
+/// result of the reduce and as the partial rows of the map. Returns the
 /// number of rows written; with no group nothing is written.
 pub fn write_results(stats: &Stats, columns: &[&str], out: &mut Vec<u8>) -> usize {
     let groups = stats.sorted();

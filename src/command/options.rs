@@ -4,6 +4,13 @@
 //! tokenised and unquoted (`patterns="*a* *b*"` arrives as `patterns=*a* *b*`).
 //! Each must be `name=value` with a name from the table; the same table feeds
 //! the error text, and tests check `searchbnf.conf` and the README against it.
+//!
+//! The map phase is started by splunkd from the `streaming_preop` string the
+//! reduce phase writes ([`Options::map_preop`]). That string carries every
+//! option the map needs, each value quoted and with every byte outside a small
+//! safe set percent-encoded, so no reading of splunkd's tokeniser (quotes,
+//! backslashes, `=`, commas it strips, `|` and `[` it interprets) can change a
+//! value on its way to the indexers; the map process decodes them again.
 
 use crate::engine::wildcard::{PatternSet, DEFAULT_PATTERNS};
 use crate::error::Error;
@@ -22,7 +29,7 @@ pub struct OptionSpec {
 }
 
 /// Every option the command accepts.
-pub const OPTIONS: [OptionSpec; 4] = [
+pub const OPTIONS: [OptionSpec; 6] = [
     OptionSpec {
         name: "patterns",
         syntax: "<wildcard> <wildcard> ...",
@@ -47,6 +54,18 @@ pub const OPTIONS: [OptionSpec; 4] = [
         default: "1073741824",
         doc: "stop the search with an error when one request body from splunkd is larger than this",
     },
+    OptionSpec {
+        name: "distributed",
+        syntax: "<bool>",
+        default: "false",
+        doc: "true: match and pre-aggregate on the indexers (a map phase), merge on the search head",
+    },
+    OptionSpec {
+        name: "phase",
+        syntax: "map|reduce",
+        default: "reduce",
+        doc: "internal: the command sets phase=map itself in the map phase it asks splunkd to run on the indexers",
+    },
 ];
 
 /// The parsed arguments of one search.
@@ -62,6 +81,22 @@ pub struct Options {
     pub max_groups: usize,
     /// Cap on one request body.
     pub max_chunk_bytes: u64,
+    /// Ask splunkd to run a map phase (matching and partial aggregation) on
+    /// the indexers before this reduce phase.
+    pub distributed: bool,
+    /// Which phase this process is.
+    pub phase: Phase,
+}
+
+/// The part of a distributed search a process plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// The reporting command the user typed: merges events and partial rows
+    /// into the result (the only phase when `distributed=false`).
+    Reduce,
+    /// The `streaming_preop` the reduce asked for: matches a request's events
+    /// and answers it with one partial row per group.
+    Map,
 }
 
 impl Default for Options {
@@ -72,7 +107,59 @@ impl Default for Options {
             field: "QueryName".into(),
             max_groups: 1_000_000,
             max_chunk_bytes: 1 << 30,
+            distributed: false,
+            phase: Phase::Reduce,
         }
+    }
+}
+
+/// Bytes a preop value may carry as they are: nothing splunkd's tokeniser or
+/// search language could read as syntax (quotes, backslashes, `=`, `,`, `|`,
+/// brackets, `$`, `%` itself, control and non-ASCII bytes are encoded).
+fn preop_safe(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b' ' | b'*' | b'.' | b'_' | b'-' | b':' | b'/' | b'@' | b'+')
+}
+
+/// Percent-encode `value` for the preop string (see [`preop_safe`]).
+fn preop_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for &b in value.as_bytes() {
+        if preop_safe(b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Undo [`preop_encode`]; `None` when the value is not such an encoding.
+fn preop_decode(value: &str) -> Option<String> {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Splunk's boolean spellings.
+fn parse_bool(name: &str, value: &str) -> Result<bool, Error> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "t" | "1" | "yes" | "y" => Ok(true),
+        "false" | "f" | "0" | "no" | "n" => Ok(false),
+        _ => Err(bad(format!(
+            "invalid value for option {name}: expected true or false, got \"{}\"",
+            crate::error::excerpt(value.as_bytes(), 24)
+        ))),
     }
 }
 
@@ -108,10 +195,13 @@ fn parse_int(name: &str, value: &str, min: u64, max: u64) -> Result<u64, Error> 
 }
 
 impl Options {
-    /// Parse getinfo's `searchinfo.args`.
+    /// Parse getinfo's `searchinfo.args`. In the map phase (`phase=map`
+    /// among them) every other value is percent-decoded first, undoing
+    /// [`Options::map_preop`].
     pub fn parse(args: &[String]) -> Result<Options, Error> {
         let mut opts = Options::default();
         let mut seen: Vec<&str> = Vec::new();
+        let map_phase = args.iter().any(|a| a == "phase=map");
         for arg in args {
             let Some((name, value)) = arg.split_once('=') else {
                 return Err(bad(format!(
@@ -129,6 +219,19 @@ impl Options {
                 return Err(bad(format!("option {} is given twice", spec.name)));
             }
             seen.push(spec.name);
+            let decoded;
+            let value = if map_phase && spec.name != "phase" {
+                decoded = preop_decode(value).ok_or_else(|| {
+                    bad(format!(
+                        "invalid value for option {name} in the map phase: \"{}\" is not the percent-encoding \
+                         the command writes into its streaming_preop",
+                        crate::error::excerpt(value.as_bytes(), 24)
+                    ))
+                })?;
+                decoded.as_str()
+            } else {
+                value
+            };
             match spec.name {
                 "patterns" => {
                     let patterns: Vec<String> = value.split_ascii_whitespace().map(str::to_string).collect();
@@ -147,10 +250,41 @@ impl Options {
                 }
                 "max_groups" => opts.max_groups = parse_int(name, value, 1, 100_000_000)? as usize,
                 "max_chunk_bytes" => opts.max_chunk_bytes = parse_int(name, value, 1024, 16 << 30)?,
+                "distributed" => opts.distributed = parse_bool(name, value)?,
+                "phase" => {
+                    opts.phase = match value {
+                        "map" => Phase::Map,
+                        "reduce" => Phase::Reduce,
+                        _ => {
+                            return Err(bad(format!(
+                                "invalid value for option phase: expected map or reduce (the command sets \
+                                 phase=map itself in its map phase), got \"{}\"",
+                                crate::error::excerpt(value.as_bytes(), 24)
+                            )))
+                        }
+                    }
+                }
                 _ => unreachable!("every declared option is handled"),
             }
         }
         Ok(opts)
+    }
+
+    /// The `streaming_preop` a distributed reduce asks splunkd to run on the
+    /// indexers: this command in its map phase with every option the map
+    /// reads, each quoted and percent-encoded (see the module docs).
+    pub fn map_preop(&self) -> String {
+        let values = [
+            ("patterns", self.patterns.join(" ")),
+            ("field", self.field.clone()),
+            ("max_groups", self.max_groups.to_string()),
+            ("max_chunk_bytes", self.max_chunk_bytes.to_string()),
+        ];
+        let mut preop = String::from("abusedweb phase=\"map\"");
+        for (name, value) in values {
+            preop.push_str(&format!(" {name}=\"{}\"", preop_encode(&value)));
+        }
+        preop
     }
 }
 
@@ -168,6 +302,40 @@ mod tests {
         assert_eq!(o.patterns.len(), 6);
         assert_eq!(o.field, "QueryName");
         assert!(o.matcher.is_match(b"pastebin.com"));
+        assert!(!o.distributed);
+        assert_eq!(o.phase, Phase::Reduce);
+    }
+
+    #[test]
+    fn the_preop_round_trips_through_quote_stripping() {
+        let o = Options::parse(&args(&[
+            r#"patterns=*a"b* *c=d* *e\f* *100%* *x,y* *[z]|$w*"#,
+            "field=tag::query",
+            "max_groups=7",
+            "distributed=true",
+        ]))
+        .unwrap();
+        let preop = o.map_preop();
+        assert!(preop.starts_with(r#"abusedweb phase="map" patterns=""#), "{preop}");
+        for bad in ['\\', ',', '|', '[', '$', '='] {
+            let values: String = preop.split('"').skip(1).step_by(2).collect();
+            assert!(!values.contains(bad), "{bad} left in {preop}");
+        }
+        // splunkd splits on blanks outside quotes and strips the quotes into `args`.
+        let mut args = vec![String::new()];
+        let mut quoted = false;
+        for c in preop.chars() {
+            match c {
+                '"' => quoted = !quoted,
+                ' ' if !quoted => args.push(String::new()),
+                c => args.last_mut().unwrap().push(c),
+            }
+        }
+        assert_eq!(args.remove(0), "abusedweb");
+        let m = Options::parse(&args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        assert_eq!(m.phase, Phase::Map);
+        assert_eq!(m.patterns, o.patterns);
+        assert_eq!((m.field.as_str(), m.max_groups), ("tag::query", 7));
     }
 
     #[test]
@@ -196,6 +364,8 @@ mod tests {
             ("max_groups=0", "option max_groups"),
             ("max_groups=x", "option max_groups"),
             ("max_chunk_bytes=99999999999999999999", "option max_chunk_bytes"),
+            ("distributed=maybe", "option distributed"),
+            ("phase=combine", "option phase"),
         ] {
             let e = Options::parse(&args(&[a])).unwrap_err().to_string();
             assert!(e.contains(want), "{a}: {e}");

@@ -7,10 +7,13 @@
 //!
 //! Times follow Splunk's min/max: values that parse as decimal numbers are
 //! compared numerically; only when a group has no numeric value at all is the
-//! lexicographic extreme used. The chosen value keeps its original text; on
-//! ties the first value seen is kept.
+//! lexicographic extreme used. The chosen value keeps its original text; among
+//! numerically equal texts (`1.5`, `1.50`) the byte-wise smallest is kept, so
+//! the result does not depend on the order events arrive in, nor on how they
+//! were split between the indexers of a distributed search.
 
 use foldhash::fast::FixedState;
+use hashbrown::hash_table::Entry;
 use hashbrown::HashTable;
 use std::cmp::Ordering;
 use std::hash::{BuildHasher, Hasher};
@@ -80,7 +83,10 @@ impl Extreme {
     /// Keep `t` if it beats the current extreme; `better` says which way.
     fn offer(&mut self, t: &Time<'_>, better: Ordering) {
         let replace = match (t.number, self.number) {
-            (Some(n), Some(cur)) => n.partial_cmp(&cur) == Some(better),
+            (Some(n), Some(cur)) => match n.partial_cmp(&cur) {
+                Some(Ordering::Equal) => self.text.get().is_some_and(|cur| t.text < cur),
+                order => order == Some(better),
+            },
             (Some(_), None) => true,
             (None, Some(_)) => false,
             (None, None) => self.text.get().is_none_or(|cur| t.text.cmp(cur) == better),
@@ -233,9 +239,26 @@ impl Stats {
     /// their end offsets), so hashing and comparing a group are one pass and
     /// one `memcmp` each, rather than six.
     pub fn add(&mut self, values: &[&[u8]; KEY_FIELDS], times: &[Time<'_>]) -> Result<(), String> {
+        let group = self.group(values)?;
+        group.count += 1;
+        let held = group.times.heap_bytes();
+        for t in times {
+            group.times.add(t);
+        }
+        // Long `_time` texts are copied into the group too: count them.
+        self.key_bytes += group.times.heap_bytes() - held;
+        self.memberships += 1;
+        if self.key_bytes > MAX_GROUP_BYTES {
+            return Err(bytes_exceeded());
+        }
+        Ok(())
+    }
+
+    /// The group of `values`, created empty if new (within the caps).
+    fn group(&mut self, values: &[&[u8]; KEY_FIELDS]) -> Result<&mut Group, String> {
         let total: usize = values.iter().map(|v| v.len()).sum();
         if total > MAX_GROUP_BYTES {
-            return Err(self.bytes_exceeded());
+            return Err(bytes_exceeded());
         }
         self.probe.clear();
         let mut ends = [0u32; KEY_FIELDS];
@@ -251,52 +274,66 @@ impl Stats {
             }
             h.finish()
         };
+        let groups = self.table.len();
         let probe = &self.probe;
-        let group = match self
-            .table
-            .find_mut(hash, |g| g.hash == hash && g.ends == ends && *g.key == **probe)
-        {
-            Some(g) => g,
-            None => {
-                if self.table.len() >= self.max_groups {
+        match self.table.entry(
+            hash,
+            |g| g.hash == hash && g.ends == ends && *g.key == **probe,
+            |g| g.hash,
+        ) {
+            Entry::Occupied(entry) => Ok(entry.into_mut()),
+            Entry::Vacant(entry) => {
+                if groups >= self.max_groups {
                     return Err(format!(
                         "more than {} distinct groups (max_groups={}): narrow the search or raise max_groups",
                         self.max_groups, self.max_groups
                     ));
                 }
                 if self.key_bytes + total > MAX_GROUP_BYTES {
-                    return Err(self.bytes_exceeded());
+                    return Err(bytes_exceeded());
                 }
                 self.key_bytes += total;
                 let group = Group {
                     hash,
-                    key: self.probe.as_slice().into(),
+                    key: probe.as_slice().into(),
                     ends,
                     count: 0,
                     times: TimeRange::default(),
                 };
-                self.table.insert_unique(hash, group, |g| g.hash).into_mut()
+                Ok(entry.insert(group).into_mut())
             }
-        };
-        group.count += 1;
-        let held = group.times.heap_bytes();
-        for t in times {
-            group.times.add(t);
         }
-        // Long `_time` texts are copied into the group too: count them.
-        self.key_bytes += group.times.heap_bytes() - held;
-        self.memberships += 1;
-        if self.key_bytes > MAX_GROUP_BYTES {
-            return Err(self.bytes_exceeded());
-        }
-        Ok(())
     }
 
-    fn bytes_exceeded(&self) -> String {
-        format!(
-            "the result groups would hold more than {} MiB of field values and times: narrow the search",
-            MAX_GROUP_BYTES >> 20
-        )
+    /// Merge a partial aggregate of the group `values` (a map phase's row):
+    /// `count` memberships whose `_time` extremes were `first` and `last`.
+    /// Counts add; the extremes compete as any `_time` value does, so merging
+    /// gives what counting every event here would have given.
+    pub fn merge(
+        &mut self,
+        values: &[&[u8]; KEY_FIELDS],
+        count: u64,
+        first: Option<&Time<'_>>,
+        last: Option<&Time<'_>>,
+    ) -> Result<(), String> {
+        let group = self.group(values)?;
+        group.count = group
+            .count
+            .checked_add(count)
+            .ok_or_else(|| "a group's count overflows 2^64".to_string())?;
+        let held = group.times.heap_bytes();
+        if let Some(t) = first {
+            group.times.first.offer(t, Ordering::Less);
+        }
+        if let Some(t) = last {
+            group.times.last.offer(t, Ordering::Greater);
+        }
+        self.key_bytes += group.times.heap_bytes() - held;
+        self.memberships = self.memberships.saturating_add(count);
+        if self.key_bytes > MAX_GROUP_BYTES {
+            return Err(bytes_exceeded());
+        }
+        Ok(())
     }
 
     /// The groups sorted by their by-values, field by field, as byte strings
@@ -311,6 +348,14 @@ impl Stats {
         });
         groups
     }
+}
+
+/// The error when the groups would hold too many bytes.
+fn bytes_exceeded() -> String {
+    format!(
+        "the result groups would hold more than {} MiB of field values and times: narrow the search",
+        MAX_GROUP_BYTES >> 20
+    )
 }
 
 #[cfg(test)]
@@ -343,7 +388,7 @@ mod tests {
             "Image,QueryName,QueryStatus,\"process_name\",QueryResults,dest,count,firstTime,lastTime"
         );
         assert_eq!(lines[1], "\"C:\\x.exe\",a,0,\"x.exe\",\"-\",h,1,,");
-        assert_eq!(lines[2], "\"C:\\x.exe\",b,0,\"x.exe\",\"-\",h,3,999,\"1700000000.500\"");
+        assert_eq!(lines[2], "\"C:\\x.exe\",b,0,\"x.exe\",\"-\",h,3,999,\"1700000000.5\"");
         assert_eq!(s.memberships(), 4);
     }
 

@@ -106,6 +106,8 @@ pub struct Counters {
     pub events_read: u64,
     /// Events whose match field matched a pattern.
     pub events_matched: u64,
+    /// Partial aggregates (a map phase's rows) merged.
+    pub partials_merged: u64,
 }
 
 /// Matches and groups the events of one search (or one map request).
@@ -201,6 +203,25 @@ impl<'p> Engine<'p> {
         self.by_values = by_values;
         self.time_values = time_values;
         result
+    }
+
+    /// Merge a partial aggregate of one group, as a map phase computed it
+    /// over some of the events: `count` memberships whose `_time` extremes
+    /// were `first` and `last` (absent when none of its events had a time).
+    /// No matching: the map phase matched with the same patterns.
+    pub fn merge(
+        &mut self,
+        key: &[&[u8]; KEY_FIELDS],
+        count: u64,
+        first: Option<&[u8]>,
+        last: Option<&[u8]>,
+    ) -> Result<(), EventError> {
+        self.counters.partials_merged += 1;
+        let first = first.map(Time::new);
+        let last = last.map(Time::new);
+        self.stats
+            .merge(key, count, first.as_ref(), last.as_ref())
+            .map_err(EventError::Limit)
     }
 
     fn count(
@@ -320,7 +341,8 @@ mod tests {
             engine.counters(),
             Counters {
                 events_read: 4,
-                events_matched: 3
+                events_matched: 3,
+                partials_merged: 0
             }
         );
         let groups: Vec<String> = engine

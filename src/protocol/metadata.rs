@@ -272,9 +272,21 @@ fn read_args(raw: &RawValue) -> Result<Vec<String>, String> {
     }
 }
 
-/// The getinfo answer: a reporting command that needs exactly these fields.
-pub fn getinfo_reply(required_fields: &[&str]) -> Vec<u8> {
-    let reply = json!({"type": "reporting", "required_fields": required_fields});
+/// The getinfo answer of the reporting (reduce) phase: the fields it needs,
+/// and, for a distributed search, the map phase splunkd is to run first on
+/// the indexers (scp2.md §10).
+pub fn getinfo_reply(required_fields: &[&str], streaming_preop: Option<&str>) -> Vec<u8> {
+    let mut reply = json!({"type": "reporting", "required_fields": required_fields});
+    if let Some(preop) = streaming_preop {
+        reply["streaming_preop"] = json!(preop);
+    }
+    serde_json::to_vec(&reply).expect("serialising a JSON value cannot fail")
+}
+
+/// The getinfo answer of the map phase: a streaming command, so splunkd runs
+/// it where the events are (scp2.md §18.6), sending only these fields.
+pub fn map_getinfo_reply(required_fields: &[&str]) -> Vec<u8> {
+    let reply = json!({"type": "streaming", "required_fields": required_fields});
     serde_json::to_vec(&reply).expect("serialising a JSON value cannot fail")
 }
 
@@ -296,6 +308,8 @@ pub struct Metrics {
     pub memberships: u64,
     /// Distinct groups, i.e. result rows.
     pub groups: u64,
+    /// Partial rows from map phases merged.
+    pub partial_rows: u64,
     /// Seconds spent from the first execute request to the final reply.
     pub seconds: f64,
 }
@@ -308,8 +322,28 @@ pub fn final_reply(m: &Metrics) -> Vec<u8> {
         "inspector": {
             "metric.abusedweb.match": [m.seconds, m.chunks, m.events_read, m.events_matched],
             "metric.abusedweb.stats": [m.seconds, 1, m.memberships, m.groups],
+            "metric.abusedweb.merge": [m.seconds, m.chunks, m.partial_rows, m.events_read],
         }
     });
+    serde_json::to_vec(&reply).expect("serialising a JSON value cannot fail")
+}
+
+/// A map phase's reply to one request: `finished` mirrored; the last one
+/// also carries the process's inspector metrics (events in, events matched,
+/// partial rows out), sent once so no reading of how splunkd adds them up
+/// can count them twice.
+pub fn map_reply(finished: bool, m: &Metrics) -> Vec<u8> {
+    let reply = if finished {
+        json!({
+            "finished": true,
+            "inspector": {
+                "metric.abusedweb.map": [m.seconds, m.chunks, m.events_read, m.groups],
+                "metric.abusedweb.match": [m.seconds, m.chunks, m.events_read, m.events_matched],
+            }
+        })
+    } else {
+        json!({"finished": false})
+    };
     serde_json::to_vec(&reply).expect("serialising a JSON value cannot fail")
 }
 
@@ -390,7 +424,7 @@ mod tests {
     #[test]
     fn replies_are_compact_json() {
         assert_eq!(
-            getinfo_reply(&["_time", "QueryName"]),
+            getinfo_reply(&["_time", "QueryName"], None),
             br#"{"required_fields":["_time","QueryName"],"type":"reporting"}"#
         );
         let e: serde_json::Value = serde_json::from_slice(&error_reply("boom \"x\"")).unwrap();

@@ -1,0 +1,75 @@
+//! The map phase: splunkd runs it on each indexer (or locally) as a
+//! streaming command, and it answers every request with the partial rows of
+//! that request's matching events, so only groups travel to the search head.
+//! Nothing is kept between requests but the counters.
+
+use super::partial::PARTIAL_COLUMNS;
+use super::{locate, required_fields, write_results, PhaseRun};
+use crate::codec::body::Decoder;
+use crate::command::options::Options;
+use crate::engine::Engine;
+use crate::error::Error;
+use crate::protocol::metadata::{self, Metrics};
+use std::io::Read;
+use std::time::Instant;
+
+/// The map phase of one search.
+pub struct Map<'o> {
+    opts: &'o Options,
+    decoder: Decoder,
+    mv_columns: Vec<String>,
+    match_slot: usize,
+    /// The current request's partial rows.
+    pending: Vec<u8>,
+    totals: Metrics,
+    started: Instant,
+}
+
+impl<'o> Map<'o> {
+    /// A map phase reading the fields of [`required_fields`].
+    pub fn new(opts: &'o Options) -> Self {
+        let fields = required_fields(opts);
+        let decoder = Decoder::new(&fields);
+        let mv_columns = (0..fields.len()).map(|i| decoder.mv_column_name(i)).collect();
+        let match_slot = fields
+            .iter()
+            .position(|f| *f == opts.field)
+            .expect("required_fields lists the match field");
+        Map {
+            opts,
+            decoder,
+            mv_columns,
+            match_slot,
+            pending: Vec::new(),
+            totals: Metrics::default(),
+            started: Instant::now(),
+        }
+    }
+}
+
+impl PhaseRun for Map<'_> {
+    fn consume(&mut self, body: &mut dyn Read, chunk: u64, offset: u64) -> Result<(), Error> {
+        let mut engine = Engine::new(&self.opts.matcher, self.match_slot, self.opts.max_groups);
+        let mv_columns = &self.mv_columns;
+        self.decoder.decode(body, chunk, offset, |row| {
+            engine.offer(row).map_err(|e| locate(e, row, chunk, offset, mv_columns))
+        })?;
+        self.pending.clear();
+        let rows = write_results(engine.stats(), &PARTIAL_COLUMNS, &mut self.pending) as u64;
+        let counters = engine.counters();
+        self.totals.chunks += 1;
+        self.totals.events_read += counters.events_read;
+        self.totals.events_matched += counters.events_matched;
+        self.totals.memberships += engine.stats().memberships();
+        self.totals.groups += rows;
+        Ok(())
+    }
+
+    fn reply(&mut self, finished: bool) -> (Vec<u8>, Vec<u8>) {
+        self.totals.seconds = self.started.elapsed().as_secs_f64();
+        (
+            metadata::map_reply(finished, &self.totals),
+            std::mem::take(&mut self.pending),
+        )
+    }
+}

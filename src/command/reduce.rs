@@ -1,0 +1,122 @@
+//! The reduce phase: the reporting command the user typed. It counts raw
+//! events itself and merges the partial rows of map phases, through one code
+//! path, so `distributed=false` (events only) and `distributed=true`
+//! (partial rows from the indexers) give the same groups; it answers with the
+//! result rows once splunkd says `finished`.
+
+use super::partial::{self, Slots, COUNT, FIRST_TIME, LAST_TIME};
+use super::{locate, PhaseRun, RESULT_COLUMNS};
+use crate::codec::body::Decoder;
+use crate::command::options::Options;
+use crate::engine::{by_slot, Engine, TIME_SLOT};
+use crate::error::Error;
+use crate::protocol::metadata::{self, Metrics};
+use std::io::Read;
+use std::time::Instant;
+
+/// Fields the reduce asks splunkd for: the event fields, and with
+/// `distributed=true` the partial-row columns too, since splunkd may send a
+/// command only what it asks for (scp2.md §18.2).
+pub fn required_fields(opts: &Options) -> Vec<&str> {
+    let mut fields = super::required_fields(opts);
+    if opts.distributed {
+        fields.extend([COUNT, FIRST_TIME, LAST_TIME]);
+    }
+    fields
+}
+
+/// The reduce phase of one search, across its execute requests.
+pub struct Reduce<'o> {
+    decoder: Decoder,
+    engine: Engine<'o>,
+    slots: Slots,
+    mv_columns: Vec<String>,
+    chunks: u64,
+    started: Instant,
+}
+
+impl<'o> Reduce<'o> {
+    /// A reduce phase; its decoder always looks for the partial columns, so
+    /// partial rows are recognised whatever `distributed` says.
+    pub fn new(opts: &'o Options) -> Self {
+        let mut fields = super::required_fields(opts);
+        let match_slot = fields
+            .iter()
+            .position(|f| *f == opts.field)
+            .expect("required_fields lists the match field");
+        let event_only = fields
+            .iter()
+            .enumerate()
+            .filter(|(slot, _)| *slot == TIME_SLOT || (*slot == match_slot && match_slot > by_slot(5)))
+            .map(|(slot, name)| (slot, name.to_string()))
+            .collect();
+        let count = fields.len();
+        fields.extend([COUNT, FIRST_TIME, LAST_TIME]);
+        let decoder = Decoder::new(&fields);
+        let mv_columns = (0..fields.len()).map(|i| decoder.mv_column_name(i)).collect();
+        Reduce {
+            decoder,
+            engine: Engine::new(&opts.matcher, match_slot, opts.max_groups),
+            slots: Slots {
+                by: std::array::from_fn(by_slot),
+                count,
+                first: count + 1,
+                last: count + 2,
+                event_only,
+            },
+            mv_columns,
+            chunks: 0,
+            started: Instant::now(),
+        }
+    }
+}
+
+impl PhaseRun for Reduce<'_> {
+    fn consume(&mut self, body: &mut dyn Read, chunk: u64, offset: u64) -> Result<(), Error> {
+        self.chunks += 1;
+        let engine = &mut self.engine;
+        let slots = &self.slots;
+        let mv_columns = &self.mv_columns;
+        self.decoder.decode(body, chunk, offset, |row| {
+            let located = |e| locate(e, row, chunk, offset, mv_columns);
+            match partial::read(row, slots) {
+                Ok(None) => engine.offer(row).map_err(located),
+                Ok(Some(p)) => {
+                    let key: [&[u8]; 6] = std::array::from_fn(|i| &p.key[i][..]);
+                    let (first, last) = match &p.times {
+                        Some((f, l)) => (Some(&f[..]), Some(&l[..])),
+                        None => (None, None),
+                    };
+                    engine.merge(&key, p.count, first, last).map_err(located)
+                }
+                Err((column, detail)) => Err(Error::Body {
+                    chunk,
+                    row: row.number,
+                    offset: offset + row.offset,
+                    column: Some(column),
+                    detail,
+                }),
+            }
+        })?;
+        Ok(())
+    }
+
+    fn reply(&mut self, finished: bool) -> (Vec<u8>, Vec<u8>) {
+        if !finished {
+            return (metadata::progress_reply().to_vec(), Vec::new());
+        }
+        let mut body = Vec::new();
+        let stats = self.engine.stats();
+        let counters = self.engine.counters();
+        let metrics = Metrics {
+            chunks: self.chunks,
+            events_read: counters.events_read,
+            events_matched: counters.events_matched,
+            partial_rows: counters.partials_merged,
+            groups: super::write_results(stats, &RESULT_COLUMNS, &mut body) as u64,
+            memberships: stats.memberships(),
+            seconds: self.started.elapsed().as_secs_f64(),
+        };
+        (metadata::final_reply(&metrics), body)
+    }
+}
