@@ -15,6 +15,8 @@
 //! CRLF line ends and sometimes a missing by-field column.
 
 mod common;
+#[path = "common/mapreduce.rs"]
+mod mapreduce;
 
 use std::collections::BTreeMap;
 
@@ -495,6 +497,163 @@ fn check(case: &Case, patterns: Option<&[String]>, field: Option<&str>) -> Resul
     Ok(())
 }
 
+// ---------------------------------------------------------------------------
+// Distributed: map phases on simulated indexers, splunkd's re-encoding, reduce
+// ---------------------------------------------------------------------------
+
+/// How a case's events are spread over indexers and phases.
+#[derive(Clone, Debug)]
+struct Spread {
+    /// Indexer of each event (taken modulo the indexer count).
+    indexer_of: Vec<u8>,
+    indexers: u8,
+    /// Events per map request, cycled (each indexer's last request takes the rest).
+    map_chunk: Vec<usize>,
+    how: mapreduce::Reencode,
+}
+
+fn spread() -> impl Strategy<Value = Spread> {
+    (
+        proptest::collection::vec(any::<u8>(), 40),
+        1u8..=8,
+        proptest::collection::vec(0usize..12, 1..4),
+        proptest::collection::vec(any::<u32>(), 9),
+        proptest::collection::vec(any::<u32>(), 1..50),
+        proptest::collection::vec(0usize..20, 1..5),
+        prop_oneof![4 => Just(false), 1 => Just(true)],
+    )
+        .prop_map(
+            |(indexer_of, indexers, map_chunk, column_order, row_order, chunk_rows, crlf)| Spread {
+                indexer_of,
+                indexers,
+                map_chunk,
+                how: mapreduce::Reencode {
+                    column_order,
+                    row_order,
+                    chunk_rows,
+                    crlf,
+                },
+            },
+        )
+}
+
+/// The same events through one process (`distributed=false`) and through map
+/// processes on `spread.indexers` indexers whose output splunkd re-encodes for
+/// the reduce (`distributed=true`): the rows must be equal, and equal to the
+/// reference.
+fn check_distributed(case: &Case, spread: &Spread, args: &[String]) -> Result<(), TestCaseError> {
+    let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (bodies, seen) = layout(case);
+    let single = assert_success(&run(&arg_refs, &bodies), &arg_refs, bodies.len()).rows;
+
+    let mut dist_args = arg_refs.clone();
+    dist_args.push("distributed=true");
+    let preop = mapreduce::reduce_preop(&dist_args);
+    let columns: Vec<String> = REQUIRED_FIELDS
+        .iter()
+        .map(|s| s.to_string())
+        .chain(["query".to_string(), "host".to_string()])
+        .collect();
+    let mut tables = Vec::new();
+    let mut metrics = (0u64, 0u64);
+    for idx in 0..spread.indexers {
+        let mine: Vec<Event> = seen
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| spread.indexer_of[i % spread.indexer_of.len()] % spread.indexers == idx)
+            .map(|(_, e)| e.clone())
+            .collect();
+        let mut map_bodies = Vec::new();
+        let mut rest = &mine[..];
+        for (i, n) in spread.map_chunk.iter().cycle().enumerate() {
+            let last = rest.len() <= *n || i >= 8;
+            let take = if last { rest.len() } else { *n };
+            map_bodies.push(encode_events(&columns, &rest[..take]));
+            rest = &rest[take..];
+            if last {
+                break;
+            }
+        }
+        let (t, meta) = mapreduce::run_map(&preop, &map_bodies);
+        let m = &meta["inspector"]["metric.abusedweb.map"];
+        prop_assert_eq!(m[2].as_u64(), Some(mine.len() as u64), "events in: {}", meta);
+        prop_assert_eq!(
+            m[3].as_u64(),
+            Some(t.iter().map(|t| t.rows.len() as u64).sum::<u64>()),
+            "partial rows out: {}",
+            meta
+        );
+        metrics.0 += t.iter().map(|t| t.rows.len() as u64).sum::<u64>();
+        tables.extend(t);
+        metrics.1 += mine.len() as u64;
+    }
+    prop_assert_eq!(metrics.1, seen.len() as u64);
+    let reduce_bodies = mapreduce::reencode(&tables, &spread.how);
+    let out = run_conversation(bin(), &getinfo(&dist_args), &reduce_bodies);
+    prop_assert_eq!(out.code(), Some(0), "reduce: {}", out.describe());
+    let last = out.replies.last().unwrap();
+    prop_assert_eq!(last.finished(), Some(true), "reduce: {}", out.describe());
+    prop_assert!(last.error().is_none(), "reduce: {}", out.describe());
+    let merge = &last.meta["inspector"]["metric.abusedweb.merge"];
+    prop_assert_eq!(merge[2].as_u64(), Some(metrics.0), "partial rows merged: {}", last.meta);
+    prop_assert_eq!(merge[3].as_u64(), Some(0), "raw events: {}", last.meta);
+    let distributed = if last.b == 0 {
+        Vec::new()
+    } else {
+        assert_result_body_style(&last.body).rows
+    };
+    prop_assert!(
+        distributed == single,
+        "args {:?} over {} indexers\ndistributed: {:#?}\nsingle:      {:#?}",
+        args,
+        spread.indexers,
+        show(&distributed),
+        show(&single)
+    );
+    let default: Vec<String> = DEFAULT_PATTERNS.iter().map(|s| s.to_string()).collect();
+    let patterns: Vec<String> = args
+        .iter()
+        .find_map(|a| a.strip_prefix("patterns="))
+        .map(|p| p.split_whitespace().map(str::to_string).collect())
+        .unwrap_or(default);
+    let field = args
+        .iter()
+        .find_map(|a| a.strip_prefix("field="))
+        .unwrap_or("QueryName");
+    prop_assert!(reference(&seen, &patterns, field) == single, "single vs reference");
+    Ok(())
+}
+
+/// Any subset of the options besides `distributed`, with values that keep the
+/// search within its caps.
+fn option_args() -> impl Strategy<Value = Vec<String>> {
+    (
+        prop_oneof![Just(None), patterns().prop_map(Some)],
+        prop_oneof![
+            Just(None),
+            proptest::sample::select(&["query", "Image", "QueryName", "Computer", "host"][..]).prop_map(Some)
+        ],
+        prop_oneof![Just(None), (500usize..100_000).prop_map(Some)],
+        prop_oneof![Just(None), (1_000_000u64..2_000_000).prop_map(Some)],
+    )
+        .prop_map(|(p, f, g, c)| {
+            let mut args = Vec::new();
+            if let Some(p) = p {
+                args.push(format!("patterns={}", p.join(" ")));
+            }
+            if let Some(f) = f {
+                args.push(format!("field={f}"));
+            }
+            if let Some(g) = g {
+                args.push(format!("max_groups={g}"));
+            }
+            if let Some(c) = c {
+                args.push(format!("max_chunk_bytes={c}"));
+            }
+            args
+        })
+}
+
 fn config() -> Config {
     Config {
         // 64 keeps `cargo test` fast; PROPTEST_CASES=5000 for a deeper hunt.
@@ -528,6 +687,16 @@ proptest! {
         field in proptest::sample::select(&["query", "Image", "QueryName", "Computer", "host"][..]),
     ) {
         check(&case, pats.as_deref(), Some(field))?;
+    }
+
+    #[test]
+    fn distributed_equals_single_process_default_options(case in case(), spread in spread()) {
+        check_distributed(&case, &spread, &[])?;
+    }
+
+    #[test]
+    fn distributed_equals_single_process_any_options(case in case(), spread in spread(), args in option_args()) {
+        check_distributed(&case, &spread, &args)?;
     }
 }
 
