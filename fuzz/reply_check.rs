@@ -13,6 +13,10 @@
 //!   `{"finished":true,"error":E,"inspector":{"messages":[["ERROR",E]]}}`
 //!   with B = 0;
 //! * any other exit code (2 = a panic caught by the guard) is a failure.
+//!
+//! A map phase (`phase=map`, getinfo answered `type: streaming`) instead
+//! answers every execute request with `finished` mirrored and a body that is
+//! empty or partial rows; only its last reply carries inspector metrics.
 
 #![allow(dead_code)]
 
@@ -20,12 +24,15 @@ use serde_json::Value;
 
 /// The getinfo requests the `request_stream` fuzz target can put in front of
 /// its input (see [`request_stream_input`]).
-pub const SELECTOR_GETINFOS: [&str; 5] = [
+pub const SELECTOR_GETINFOS: [&str; 8] = [
     r#"{"action":"getinfo","searchinfo":{"args":[],"session_key":"k"}}"#,
     r#"{"action":"getinfo","searchinfo":{"args":["patterns=* "]}}"#,
     r#"{"action":"getinfo","searchinfo":{"args":["patterns=*a* b*c *.io x*y*z","max_groups=3"]}}"#,
     r#"{"action":"getinfo","searchinfo":{"args":["field=teststring","patterns=*t*","max_chunk_bytes=1024"]}}"#,
     r#"{"action":"getinfo","searchinfo":{"args":["field=Computer","patterns=*"]}}"#,
+    r#"{"action":"getinfo","searchinfo":{"args":["distributed=true"]}}"#,
+    r#"{"action":"getinfo","searchinfo":{"args":["phase=map","patterns=*a* %2Ab%2A","max_groups=3"]}}"#,
+    r#"{"action":"getinfo","searchinfo":{"args":["phase=map","field=query","patterns=*"]}}"#,
 ];
 
 /// The request stream a `request_stream` fuzz input stands for: inputs that
@@ -98,10 +105,28 @@ pub fn parse_replies(mut out: &[u8]) -> Result<Vec<Reply>, String> {
 pub const RESULT_HEADER: &[u8] =
     b"Image,QueryName,QueryStatus,\"process_name\",QueryResults,dest,count,firstTime,lastTime\n";
 
+/// The header line of a non-empty map-phase reply body.
+pub const PARTIAL_HEADER: &[u8] = b"Image,QueryName,QueryStatus,\"process_name\",QueryResults,Computer,\
+\"abusedweb_count\",\"abusedweb_first_time\",\"abusedweb_last_time\"\n";
+
+fn is_map(getinfo: &Reply) -> bool {
+    getinfo.meta.get("type") == Some(&Value::String("streaming".into()))
+}
+
 fn check_getinfo_reply(r: &Reply) -> Result<(), String> {
-    let ok = r.meta.get("type") == Some(&Value::String("reporting".into()))
-        && r.meta.get("required_fields").is_some_and(Value::is_array)
-        && r.meta.as_object().is_some_and(|o| o.len() == 2)
+    let keys = r.meta.as_object().map_or(0, |o| o.len());
+    let preop = r.meta.get("streaming_preop");
+    let ok = match r.meta.get("type").and_then(Value::as_str) {
+        Some("reporting") => {
+            keys == 2
+                || (keys == 3
+                    && preop
+                        .and_then(Value::as_str)
+                        .is_some_and(|p| p.starts_with("abusedweb phase=\"map\" ")))
+        }
+        Some("streaming") => keys == 2,
+        _ => false,
+    } && r.meta.get("required_fields").is_some_and(Value::is_array)
         && r.body.is_empty();
     if ok {
         Ok(())
@@ -124,6 +149,29 @@ fn check_final(r: &Reply) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("bad final reply: {}", r.meta))
+    }
+}
+
+/// A map phase's reply: `{"finished":false}` or, as the last reply of a
+/// clean run, `finished:true` with inspector metrics; either with no body or
+/// with partial rows.
+fn check_map_reply(r: &Reply, last: bool) -> Result<(), String> {
+    let meta_ok = if r.meta == serde_json::json!({"finished": false}) {
+        true
+    } else {
+        let o = r.meta.as_object().ok_or("map reply is not an object")?;
+        last && o.len() == 2
+            && o.get("finished") == Some(&Value::Bool(true))
+            && o.get("inspector").is_some_and(Value::is_object)
+    };
+    if meta_ok && (r.body.is_empty() || r.body.starts_with(PARTIAL_HEADER)) {
+        Ok(())
+    } else {
+        Err(format!(
+            "bad map reply: {} with a body of {} bytes",
+            r.meta,
+            r.body.len()
+        ))
     }
 }
 
@@ -153,9 +201,14 @@ pub fn check_conversation(out: &[u8], code: i32) -> Result<Vec<Reply>, String> {
         }
         other => return Err(format!("exit code {other} (2 = a panic became an error reply)")),
     };
+    let map = body.first().is_some_and(is_map);
     for (i, r) in body.iter().enumerate() {
         if r.meta.get("error").is_some() {
             return Err(format!("reply {} carries an error but is not the last", i + 1));
+        }
+        if map && i > 0 {
+            check_map_reply(r, i + 1 == body.len() && error.is_none())?;
+            continue;
         }
         if i == 0 {
             check_getinfo_reply(r)?;
