@@ -42,12 +42,15 @@ appinspect: package
 reproducible: package
 	scripts/check_reproducible.sh
 
-## Benchmarks side by side (cat, abusedweb, the splunklib peer); writes benches/RESULTS.md.
+## Benchmarks side by side (cat, abusedweb, the splunklib peer; distributed=true against the
+## search-head-only run); writes benches/RESULTS.md.
 bench:
 	python3 benches/run.py
+	python3 benches/distributed.py --no-build
 
 bench-quick:
 	python3 benches/run.py --quick --no-profile --no-micro
+	python3 benches/distributed.py --quick --no-build
 
 fuzz:
 	scripts/fuzz.sh long
