@@ -36,6 +36,9 @@ struct Columns {
     plain: Vec<Option<usize>>,
     mv: Vec<Option<usize>>,
     count: usize,
+    /// Bit `i` set when wanted field `i` has a column (fields from 64 on
+    /// always count as present).
+    present: u64,
 }
 
 /// Decodes chunk bodies for a fixed list of wanted field names.
@@ -68,6 +71,15 @@ impl<'r> Row<'r> {
         };
         let end = self.ends[column];
         unquote(&self.data[from..cell_end(end)], has_doubled_quotes(end))
+    }
+
+    /// Which wanted fields this chunk's header has a column (plain or
+    /// `__mv_`) for: bit `i` for field `i`; fields from 63 on share bit 63,
+    /// set when any of them may be present. The same for every row of a
+    /// chunk: one test tells a kind of chunk apart without reading a field.
+    #[inline]
+    pub fn columns_present(&self) -> u64 {
+        self.columns.present
     }
 
     /// The wanted field at index `i` (in the order given to [`Decoder::new`]).
@@ -376,6 +388,12 @@ impl Decoder {
         let find = |name: &[u8]| header.iter().position(|h| h.as_ref() == name);
         self.columns.plain = self.wanted.iter().map(|w| find(w)).collect();
         self.columns.mv = self.mv_names.iter().map(|w| find(w)).collect();
+        self.columns.present = (0..self.wanted.len())
+            .filter(|&i| i >= 64 || self.columns.plain[i].is_some() || self.columns.mv[i].is_some())
+            .fold(0u64, |mask, i| mask | 1u64.checked_shl(i as u32).unwrap_or(0));
+        if self.wanted.len() > 64 {
+            self.columns.present |= 1 << 63;
+        }
         self.columns.count = header.len();
     }
 

@@ -57,13 +57,7 @@ impl<'o> Reduce<'o> {
         Reduce {
             decoder,
             engine: Engine::new(&opts.matcher, match_slot, opts.max_groups),
-            slots: Slots {
-                by: std::array::from_fn(by_slot),
-                count,
-                first: count + 1,
-                last: count + 2,
-                event_only,
-            },
+            slots: Slots::new(std::array::from_fn(by_slot), count, event_only),
             mv_columns,
             chunks: 0,
             started: Instant::now(),
