@@ -5,14 +5,21 @@
 pub mod splunkd;
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use serde_json::{json, Value};
 pub use splunkd::*;
 
-/// The binary under test.
+/// The binary under test: `$ABUSEDWEB_TEST_BIN` when set (e.g. the aarch64 or
+/// Windows release build, which `make cross-test` runs under an emulator named
+/// by `$ABUSEDWEB_TEST_RUNNER`, see [`splunkd`]), else the cargo-built one.
 pub fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_abusedweb"))
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| match std::env::var_os("ABUSEDWEB_TEST_BIN") {
+        Some(path) if !path.is_empty() => PathBuf::from(path),
+        _ => PathBuf::from(env!("CARGO_BIN_EXE_abusedweb")),
+    })
 }
 
 /// required_fields of the getinfo reply, in order (behaviour.md 1).

@@ -8,9 +8,12 @@
 //!
 //! It depends on `std`, `csv` and `serde_json` only, and never names the
 //! binary itself: callers pass the path (integration tests use
-//! `env!("CARGO_BIN_EXE_abusedweb")`, `examples/demo.rs` finds the release
-//! build). `examples/demo.rs` includes it with
+//! `common::bin()`, `examples/demo.rs` finds the release build).
+//! `examples/demo.rs` includes it with
 //! `#[path = "../tests/common/splunkd.rs"] mod splunkd;`.
+//! When `$ABUSEDWEB_TEST_RUNNER` is set, every program is started through that
+//! wrapper (`$ABUSEDWEB_TEST_RUNNER <program>`), e.g. `qemu-aarch64-static` for
+//! the aarch64 build or `scripts/wine.sh` for the Windows one.
 //!
 //! What it provides:
 //!
@@ -637,7 +640,15 @@ struct Process {
 
 impl Process {
     fn spawn(program: &Path, timeout: Duration) -> Process {
-        let mut child = Command::new(program)
+        let mut command = match std::env::var_os("ABUSEDWEB_TEST_RUNNER") {
+            Some(runner) if !runner.is_empty() => {
+                let mut c = Command::new(runner);
+                c.arg(program);
+                c
+            }
+            _ => Command::new(program),
+        };
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
