@@ -1,21 +1,30 @@
 #!/usr/bin/env python3
-"""Copy the licence texts of everything compiled into the shipped binary.
+"""Copy the licence texts of everything compiled into the shipped programs.
 
-Usage: licenses.py METADATA_JSON SYSROOT OUT_DIR
+Usage: licenses.py SYSROOT OUT_DIR PROGRAM... -- METADATA_JSON...
 
-METADATA_JSON is `cargo metadata --format-version 1 --filter-platform <target>`.
+PROGRAM: the app-relative path of each shipped program (for the index).
+METADATA_JSON: `cargo metadata --format-version 1 --filter-platform <target>`,
+one per target the programs are built for. The crates compiled in must be the
+same for every target (they are: no dependency here is target-specific); if one
+ever differs, this stops rather than write an index that is wrong for a program.
 Starting from the root package, it follows normal dependencies only (build
-scripts and dev-dependencies are not linked into the binary) and copies each
+scripts and dev-dependencies are not linked into the programs) and copies each
 crate's LICENSE*/LICENCE*/COPYING*/COPYRIGHT*/NOTICE*/UNLICENSE files into
 OUT_DIR/<crate>-<version>/. A crate without any is an error: we would be
 shipping code whose licence we cannot show.
 
-The Rust standard library and musl libc are linked statically too. The standard
-library's notices come with the toolchain as
-SYSROOT/share/doc/rust/COPYRIGHT-library.html, written out as plain text to
-OUT_DIR/rust-std/COPYRIGHT-library.txt. That file does not cover musl's libc.a
-(the musl target's lib/self-contained/libc.a), so OUT_DIR/musl/COPYRIGHT.txt
-carries musl's MIT notice, built from the toolchain's licenses/MIT.txt.
+The Rust standard library is linked statically too. Its notices come with the
+toolchain as SYSROOT/share/doc/rust/COPYRIGHT-library.html, written out as plain
+text to OUT_DIR/rust-std/COPYRIGHT-library.txt. That file covers neither the C
+runtime of the Linux programs, musl's libc.a (the musl targets'
+lib/self-contained/libc.a), for which OUT_DIR/musl/COPYRIGHT.txt carries musl's
+MIT notice built from the toolchain's licenses/MIT.txt, nor, for a `.exe`
+program, the mingw-w64 runtime (CRT, libmingwex, winpthreads) and GCC's libgcc
+linked into it by Debian's mingw-w64 toolchain: OUT_DIR/mingw-w64/ gets the
+Debian copyright files of those packages, which carry the full licence texts
+(mingw-w64: ZPL-2.1 and others; libgcc: GPL-3 with the GCC Runtime Library
+Exception).
 
 OUT_DIR/README.txt indexes what was copied. Output depends only on the inputs,
 so two runs give the same bytes.
@@ -93,12 +102,36 @@ def html_to_text(src):
     return text + "\n"
 
 
+# Debian's copyright files for the mingw-w64 runtime and GCC's runtime libraries.
+MINGW_NOTICES = {
+    "mingw-w64-runtime.txt": Path("/usr/share/doc/mingw-w64-x86-64-dev/copyright"),
+    "libgcc.txt": Path("/usr/share/doc/gcc-mingw-w64-base/copyright"),
+}
+
+
+def crate_names(meta):
+    packages = {p["id"]: p for p in meta["packages"]}
+    return sorted((packages[i]["name"], packages[i]["version"]) for i in normal_deps(meta))
+
+
 def main():
-    meta_path, sysroot, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
-    with open(meta_path) as f:
-        meta = json.load(f)
+    args = sys.argv[1:]
+    if "--" not in args or args.index("--") < 3 or args[-1] == "--":
+        sys.exit("usage: licenses.py SYSROOT OUT_DIR PROGRAM... -- METADATA_JSON...")
+    sep = args.index("--")
+    sysroot, out, programs = Path(args[0]), Path(args[1]), args[2:sep]
+    metas = []
+    for path in args[sep + 1:]:
+        with open(path) as f:
+            metas.append(json.load(f))
+    meta = metas[0]
+    for path, other in zip(args[sep + 2:], metas[1:]):
+        if crate_names(other) != crate_names(meta):
+            sys.exit(f"licenses.py: {path} compiles in other crates than {args[sep + 1]}; list them per program")
     packages = {p["id"]: p for p in meta["packages"]}
     out.mkdir(parents=True, exist_ok=True)
+    elf = [p for p in programs if not p.endswith(".exe")]
+    exe = [p for p in programs if p.endswith(".exe")]
 
     linked = normal_deps(meta, into_macros=False)
     index, missing = [], []
@@ -137,23 +170,37 @@ def main():
     mit = (sysroot / "share" / "doc" / "rust" / "licenses" / "MIT.txt").read_text()
     if "<year> <copyright holders>" not in mit:
         sys.exit("licenses.py: the toolchain's licenses/MIT.txt is not the expected template")
-    (out / "musl").mkdir()
-    (out / "musl" / "COPYRIGHT.txt").write_text(
-        "musl libc (https://musl.libc.org/) is linked statically into\n"
-        "linux_x86_64/bin/abusedweb from the Rust toolchain's x86_64-unknown-linux-musl\n"
-        "target. musl is distributed under the MIT licence; contributors are listed in\n"
-        "the COPYRIGHT file of its source tree. Its math library code (src/math/*,\n"
-        "src/complex/*) is Copyright (C) 1993,2004 Sun Microsystems, 2003-2011 David\n"
-        "Schultz, 2003-2009 Steven G. Kargl, 2003-2009 Bruce D. Evans, 2008 Stephen L.\n"
-        "Moshier or 2017-2018 Arm Limited, as labelled in each file, under permissive\n"
-        "terms.\n\n"
-        + mit.replace("<year> <copyright holders>", "2005-2020 Rich Felker, et al.")
-    )
-    index.append("musl: musl libc, linked statically (COPYRIGHT.txt, MIT)")
+    if elf:
+        (out / "musl").mkdir()
+        (out / "musl" / "COPYRIGHT.txt").write_text(
+            "musl libc (https://musl.libc.org/) is linked statically into\n"
+            + "".join(f"{p}\n" for p in elf)
+            + "from the Rust toolchain's *-unknown-linux-musl targets. musl is distributed\n"
+            "under the MIT licence; contributors are listed in the COPYRIGHT file of its\n"
+            "source tree. Its math library code (src/math/*, src/complex/*) is Copyright\n"
+            "(C) 1993,2004 Sun Microsystems, 2003-2011 David Schultz, 2003-2009 Steven G.\n"
+            "Kargl, 2003-2009 Bruce D. Evans, 2008 Stephen L. Moshier or 2017-2018 Arm\n"
+            "Limited, as labelled in each file, under permissive terms.\n\n"
+            + mit.replace("<year> <copyright holders>", "2005-2020 Rich Felker, et al.")
+        )
+        index.append("musl: musl libc, linked statically into the Linux programs (COPYRIGHT.txt, MIT)")
+    if exe:
+        (out / "mingw-w64").mkdir()
+        for name, src in MINGW_NOTICES.items():
+            if not src.is_file():
+                sys.exit(f"licenses.py: {src} not found (Debian: gcc-mingw-w64-x86-64-posix installs it)")
+            shutil.copyfile(src, out / "mingw-w64" / name)
+        index.append(
+            "mingw-w64: the mingw-w64 C runtime, libmingwex and winpthreads (mingw-w64-runtime.txt:\n"
+            "  ZPL-2.1 and others) and GCC's libgcc/libgcc_eh (libgcc.txt: GPL-3 with the GCC\n"
+            f"  Runtime Library Exception), linked statically into {', '.join(exe)}"
+        )
 
     (out / "README.txt").write_text(
-        "Third-party code compiled into (or used to build) linux_x86_64/bin/abusedweb,\n"
-        "with the licence texts each ships (one folder per crate, <name>-<version>).\n\n"
+        "Third-party code compiled into (or used to build) the programs of this app:\n"
+        + "".join(f"  {p}\n" for p in programs)
+        + "with the licence texts each ships (one folder per crate, <name>-<version>).\n"
+        "The same crates are compiled into every program.\n\n"
         + "\n".join(index)
         + "\n"
     )
