@@ -207,6 +207,12 @@ fn main() -> ExitCode {
         }
     }
 
+    if let Some(r) = last.filter(|r| r.finished() == Some(true) && r.error().is_none()) {
+        if let Err(e) = distributed(&binary, &bodies, &r.table()) {
+            failed.push(format!("distributed=true: {e}"));
+        }
+    }
+
     if failed.is_empty() {
         println!("\nok: exit 0, nothing on stderr, one reply per request");
         ExitCode::SUCCESS
@@ -217,4 +223,78 @@ fn main() -> ExitCode {
         }
         ExitCode::FAILURE
     }
+}
+
+/// The same events with `distributed=true`: the reduce names its map phase
+/// (`streaming_preop`); two simulated indexers run it, each over half of the
+/// execute requests; their partial rows, re-encoded as splunkd hands results
+/// on, go to the reduce, which must return the same detection rows.
+fn distributed(binary: &std::path::Path, bodies: &[Vec<u8>], expected: &splunkd::Table) -> Result<(), String> {
+    let getinfo = splunkd::GetInfo::with_args(&["distributed=true"]);
+    let probe = splunkd::run_conversation(binary, &getinfo, &[] as &[&[u8]]);
+    let preop = probe
+        .replies
+        .first()
+        .and_then(|r| r.meta.get("streaming_preop"))
+        .and_then(Value::as_str)
+        .ok_or("the reduce's getinfo answer names no streaming_preop")?
+        .to_string();
+    // splunkd's tokenising: blanks outside quotes separate, quotes are dropped.
+    let (mut args, mut quoted) = (vec![String::new()], false);
+    for c in preop.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ' ' if !quoted => args.push(String::new()),
+            c => args.last_mut().unwrap().push(c),
+        }
+    }
+    args.remove(0);
+    let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    println!("\ndistributed=true: the reduce asks splunkd to run `{preop}` on the indexers");
+
+    let mut partial = splunkd::Table::default();
+    let (mut bytes_in, mut bytes_out) = (0, 0);
+    for (i, share) in [&bodies[..bodies.len() / 2], &bodies[bodies.len() / 2..]]
+        .iter()
+        .enumerate()
+    {
+        let out = splunkd::run_conversation(binary, &splunkd::GetInfo::with_args(&arg_refs), share);
+        if out.code() != Some(0) || out.replies.len() != share.len() + 1 {
+            return Err(format!("map on indexer {}: {}", i + 1, out.describe()));
+        }
+        bytes_in += share.iter().map(Vec::len).sum::<usize>();
+        for r in &out.replies[1..] {
+            bytes_out += r.body.len();
+            if r.b > 0 {
+                let t = r.table();
+                partial.header = t.header;
+                partial.rows.extend(t.rows);
+            }
+        }
+    }
+    let mut header = partial.header.clone();
+    header.extend(partial.header.iter().map(|h| [&b"__mv_"[..], h].concat()));
+    let rows: Vec<Vec<Vec<u8>>> = partial
+        .rows
+        .iter()
+        .map(|r| r.iter().cloned().chain(r.iter().map(|_| Vec::new())).collect())
+        .collect();
+    let reduce_body = splunkd::encode_rows(&header, &rows, b"\n");
+    let out = splunkd::run_conversation(binary, &getinfo, &[reduce_body]);
+    let result = match out.replies.last() {
+        Some(r) if out.code() == Some(0) && r.finished() == Some(true) && r.error().is_none() => r.table(),
+        _ => return Err(format!("reduce: {}", out.describe())),
+    };
+    println!(
+        "  2 simulated indexers: {bytes_in} bytes of events into the map phase, {} partial rows ({bytes_out} bytes) out",
+        partial.rows.len()
+    );
+    if result != *expected {
+        return Err("the reduce's rows differ from the search-head-only rows".into());
+    }
+    println!(
+        "  the reduce merged them into the same {} detection rows",
+        result.rows.len()
+    );
+    Ok(())
 }

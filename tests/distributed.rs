@@ -195,9 +195,18 @@ fn the_reduce_merges_partial_rows_and_raw_events_together() {
     let out = run(&["distributed=true"], &[encode_events(&columns, &rows)]);
     assert_eq!(out.code(), Some(0), "{}", out.describe());
     let last = out.replies.last().unwrap();
+    let inspector = &last.meta["inspector"];
     assert_eq!(
-        last.meta["inspector"]["metric.abusedweb.merge"].as_array().unwrap()[2..],
-        [json!(3), json!(3)]
+        inspector["metric.abusedweb.merge"].as_array().unwrap()[2..],
+        [json!(3), json!(2)]
+    );
+    assert_eq!(inspector["metric.abusedweb.match"][2], 3, "raw events read");
+    assert_eq!(
+        inspector["messages"],
+        json!([[
+            "INFO",
+            "abusedweb merged 3 partial rows from its map phase and 3 raw events into 2 result rows"
+        ]])
     );
     assert_rows(
         &assert_result_body_style(&last.body).rows,

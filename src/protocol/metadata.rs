@@ -315,16 +315,29 @@ pub struct Metrics {
 }
 
 /// The final reply's metadata: finished, plus inspector metrics in
-/// splunklib's `metric.<name>` = [seconds, invocations, input, output] form.
+/// splunklib's `metric.<name>` = [seconds, invocations, input, output] form
+/// (`match`: events read, events matched; `stats`: memberships, groups;
+/// `merge`: partial rows merged, groups), and, when partial rows from a map
+/// phase were merged, an INFO message saying how many, beside the raw events.
 pub fn final_reply(m: &Metrics) -> Vec<u8> {
     let reply = json!({
         "finished": true,
         "inspector": {
             "metric.abusedweb.match": [m.seconds, m.chunks, m.events_read, m.events_matched],
             "metric.abusedweb.stats": [m.seconds, 1, m.memberships, m.groups],
-            "metric.abusedweb.merge": [m.seconds, m.chunks, m.partial_rows, m.events_read],
+            "metric.abusedweb.merge": [m.seconds, m.chunks, m.partial_rows, m.groups],
         }
     });
+    let mut reply = reply;
+    if m.partial_rows > 0 {
+        reply["inspector"]["messages"] = json!([[
+            "INFO",
+            format!(
+                "abusedweb merged {} partial rows from its map phase and {} raw events into {} result rows",
+                m.partial_rows, m.events_read, m.groups
+            )
+        ]]);
+    }
     serde_json::to_vec(&reply).expect("serialising a JSON value cannot fail")
 }
 
