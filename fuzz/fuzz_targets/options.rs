@@ -4,10 +4,12 @@
 //! Every argument list either parses or fails with a message that lists the
 //! valid options; a parsed pattern list matches exactly what a naive Splunk
 //! wildcard matcher (`*` = any bytes, ASCII case-insensitive, empty value
-//! never matches) matches.
+//! never matches) matches; and the map-phase preop built from any parsed
+//! options, split and unquoted as splunkd does, parses back to the same
+//! patterns, field and caps.
 #![no_main]
 
-use abusedweb::command::options::Options;
+use abusedweb::command::options::{Options, Phase};
 use libfuzzer_sys::fuzz_target;
 
 /// Classic glob matching with backtracking to the last `*`: O(n·m).
@@ -47,6 +49,24 @@ fuzz_target!(|data: &[u8]| {
             assert!((1024..=16 << 30).contains(&opts.max_chunk_bytes));
             assert!(!opts.field.is_empty() && !opts.field.contains(['/', '\\', '\0']));
             assert!(!opts.patterns.is_empty());
+            let preop = opts.map_preop();
+            let mut tokens = vec![String::new()];
+            let mut quoted = false;
+            for c in preop.chars() {
+                match c {
+                    '"' => quoted = !quoted,
+                    c if c.is_whitespace() && !quoted => tokens.push(String::new()),
+                    c => tokens.last_mut().unwrap().push(c),
+                }
+            }
+            assert!(!quoted && tokens.remove(0) == "abusedweb", "{preop}");
+            let map = Options::parse(&tokens).unwrap_or_else(|e| panic!("{preop}: {e}"));
+            assert_eq!(map.phase, Phase::Map);
+            assert_eq!(
+                (&map.patterns, &map.field, map.max_groups, map.max_chunk_bytes),
+                (&opts.patterns, &opts.field, opts.max_groups, opts.max_chunk_bytes),
+                "{preop}"
+            );
             for value in values.split(|&b| b == b'\n').take(16) {
                 let want = opts.patterns.iter().any(|p| reference_match(p.as_bytes(), value));
                 assert_eq!(
