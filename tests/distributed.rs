@@ -171,7 +171,7 @@ fn the_map_mirrors_finished_and_keeps_metrics_for_the_last_reply() {
 #[test]
 fn the_reduce_merges_partial_rows_and_raw_events_together() {
     let mut columns: Vec<&str> = REQUIRED_FIELDS.to_vec();
-    columns.extend(&PARTIAL_COLUMNS[6..]);
+    columns.extend(AGGREGATE_COLUMNS);
     let partial = |q: &str, count: &str, first: &str, last: &str| {
         Event::new()
             .set("Image", PS)
@@ -319,7 +319,7 @@ fn malformed_partial_rows_are_refused_naming_chunk_row_and_column() {
         ),
     ];
     let mut columns: Vec<&str> = REQUIRED_FIELDS.to_vec();
-    columns.extend(&PARTIAL_COLUMNS[6..]);
+    columns.extend(AGGREGATE_COLUMNS);
     for (name, bad, column, why) in cases {
         let rows = [dns(PS, "pastebin.com", "1"), base(), bad];
         for args in [&["distributed=true"][..], &[][..]] {

@@ -99,7 +99,7 @@ pub fn reduce_preop(args: &[&str]) -> String {
     let reply = &out.replies[0];
     assert_eq!(reply.meta["type"], "reporting", "{}", out.describe());
     let mut required = expected_required(args);
-    required.extend(PARTIAL_COLUMNS[6..].iter().map(|c| c.to_string()));
+    required.extend(AGGREGATE_COLUMNS.iter().map(|c| c.to_string()));
     assert_eq!(reply.meta["required_fields"], json!(required), "{}", out.describe());
     reply.meta["streaming_preop"]
         .as_str()
@@ -107,18 +107,14 @@ pub fn reduce_preop(args: &[&str]) -> String {
         .to_string()
 }
 
-/// Columns of the map phase's partial rows, in the order the command writes them.
-pub const PARTIAL_COLUMNS: [&str; 9] = [
-    "Image",
-    "QueryName",
-    "QueryStatus",
-    "process_name",
-    "QueryResults",
-    "Computer",
-    "abusedweb_count",
-    "abusedweb_first_time",
-    "abusedweb_last_time",
-];
+/// The three aggregate columns a partial row adds to the by-fields.
+pub const AGGREGATE_COLUMNS: [&str; 3] = ["abusedweb_count", "abusedweb_first_time", "abusedweb_last_time"];
+
+/// Columns of the map phase's partial rows, in the order the command writes
+/// them: the by-fields under their event names, then the aggregates.
+pub fn partial_columns() -> Vec<&'static str> {
+    BY_FIELDS.iter().chain(&AGGREGATE_COLUMNS).copied().collect()
+}
 
 /// Runs one map process (one indexer) over `bodies`; checks the streaming
 /// getinfo answer and one reply per request, and returns every reply body
@@ -145,7 +141,7 @@ pub fn run_map(preop: &str, bodies: &[Vec<u8>]) -> (Vec<Table>, serde_json::Valu
             continue;
         }
         let t = r.table();
-        assert_eq!(t.header_names(), PARTIAL_COLUMNS, "partial header: {ctx}");
+        assert_eq!(t.header_names(), partial_columns(), "partial header: {ctx}");
         assert!(!t.rows.is_empty(), "a map reply with a body has rows: {ctx}");
         tables.push(t);
     }
@@ -169,10 +165,10 @@ pub struct Reencode {
 /// order, columns in the given order with their `__mv_` twins, every value in
 /// splunkd's quoting, split into chunks.
 pub fn reencode(tables: &[Table], how: &Reencode) -> Vec<Vec<u8>> {
-    let mut columns: Vec<(u32, &str)> = PARTIAL_COLUMNS
-        .iter()
+    let mut columns: Vec<(u32, &str)> = partial_columns()
+        .into_iter()
         .enumerate()
-        .map(|(i, c)| (how.column_order.get(i).copied().unwrap_or(i as u32), *c))
+        .map(|(i, c)| (how.column_order.get(i).copied().unwrap_or(i as u32), c))
         .collect();
     columns.sort();
     let columns: Vec<&str> = columns.into_iter().map(|(_, c)| c).collect();
