@@ -7,8 +7,9 @@ SHELL := /bin/bash
 CARGO ?= cargo
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 TARBALL := dist/abusedweb-$(VERSION).tar.gz
+TARBALL_ONPREM := dist/abusedweb-$(VERSION)-onprem.tar.gz
 
-.PHONY: all build demo test check unit package appinspect reproducible bench bench-quick fuzz fuzz-smoke deny clean
+.PHONY: all build demo test check unit cross-test package appinspect reproducible bench bench-quick fuzz fuzz-smoke deny clean
 
 all: build
 
@@ -19,9 +20,10 @@ build:
 demo: build
 	$(CARGO) run --release --locked --example demo -- target/release/abusedweb
 
-## Every test: style, lints, unit + integration + parity tests, the packaged app
+## Every test: style, lints, unit + integration + parity tests, the same protocol
+## tests against the aarch64 (qemu) and Windows (Wine) programs, the packaged apps
 ## (AppInspect, installed-app exchange, reproducibility), fuzz smoke runs, cargo-deny.
-test: check package unit appinspect reproducible fuzz-smoke deny
+test: check package unit cross-test appinspect reproducible fuzz-smoke deny
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f; exit (f > 0 || p == 0) }' target/unit-tests.log
 
 check:
@@ -32,13 +34,20 @@ unit:
 	mkdir -p target
 	set -o pipefail; $(CARGO) test --locked --all-targets 2>&1 | tee target/unit-tests.log
 
+## Protocol (and parity) tests against the cross-built programs, under emulation;
+## appends to target/unit-tests.log, so run after `unit`.
+cross-test: package
+	scripts/cross_test.sh
+
+## Both tarballs: dist/abusedweb-<version>.tar.gz (Splunk Cloud) and -onprem.tar.gz.
 package:
 	scripts/package.sh
 
 appinspect: package
 	scripts/appinspect.sh $(TARBALL)
+	scripts/appinspect.sh --onprem $(TARBALL_ONPREM)
 
-## Two builds of the same commit give the same tarball bytes.
+## Two builds of the same commit give the same bytes, for both tarballs.
 reproducible: package
 	scripts/check_reproducible.sh
 
