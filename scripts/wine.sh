@@ -34,7 +34,7 @@ if [[ ! -f $WINEPREFIX/system.reg ]]; then
     (
         flock 9
         if [[ ! -f $WINEPREFIX/system.reg ]]; then
-            "$WINE" wineboot --init >/dev/null 2>&1 || true
+            setarch "$(uname -m)" -R "$WINE" wineboot --init >/dev/null 2>&1 || true
             # wineboot returns before the registry is written; wait for it.
             "$WINESERVER" -w 2>/dev/null || true
         fi
