@@ -14,8 +14,7 @@ use common::*;
 use mapreduce::*;
 use serde_json::json;
 
-const DEFAULT_PREOP: &str = "abusedweb phase=\"map\" \
-     patterns=\"*pastebin* *textbin* *ngrok.io* *discord* *duckdns.org* *pasteio.com*\" \
+const DEFAULT_PREOP: &str = "abusedweb phase=\"map\" list=\"escu_v1\" escu_version=\"4\" \
      field=\"QueryName\" max_groups=\"1000000\" max_chunk_bytes=\"1073741824\"";
 
 #[test]
@@ -37,8 +36,7 @@ fn the_reduce_asks_for_the_map_phase_and_the_partial_columns() {
     let preop = reduce_preop(&["field=query", "max_groups=50", "distributed=1", "max_chunk_bytes=4096"]);
     assert_eq!(
         preop,
-        "abusedweb phase=\"map\" \
-         patterns=\"*pastebin* *textbin* *ngrok.io* *discord* *duckdns.org* *pasteio.com*\" \
+        "abusedweb phase=\"map\" list=\"escu_v1\" escu_version=\"4\" \
          field=\"query\" max_groups=\"50\" max_chunk_bytes=\"4096\""
     );
     let t = tokenise(&preop).unwrap();

@@ -3,11 +3,11 @@
 //! that request's matching events, so only groups travel to the search head.
 //! Nothing is kept between requests but the counters.
 
-use super::partial::PARTIAL_COLUMNS;
-use super::{locate, required_fields, write_results, PhaseRun};
+use super::partial::partial_columns;
+use super::{locate, required_fields, write_groups, PhaseRun};
 use crate::codec::body::Decoder;
 use crate::command::options::Options;
-use crate::engine::Engine;
+use crate::engine::{Engine, Grouping};
 use crate::error::Error;
 use crate::protocol::metadata::{self, Metrics};
 use std::io::Read;
@@ -19,6 +19,8 @@ pub struct Map<'o> {
     decoder: Decoder,
     mv_columns: Vec<String>,
     match_slot: usize,
+    grouping: Grouping,
+    columns: Vec<&'static str>,
     /// The current request's partial rows.
     pending: Vec<u8>,
     totals: Metrics,
@@ -40,6 +42,8 @@ impl<'o> Map<'o> {
             decoder,
             mv_columns,
             match_slot,
+            grouping: opts.profile.grouping(),
+            columns: partial_columns(opts.profile.by_inputs),
             pending: Vec::new(),
             totals: Metrics::default(),
             started: Instant::now(),
@@ -49,13 +53,18 @@ impl<'o> Map<'o> {
 
 impl PhaseRun for Map<'_> {
     fn consume(&mut self, body: &mut dyn Read, chunk: u64, offset: u64) -> Result<(), Error> {
-        let mut engine = Engine::new(&self.opts.matcher, self.match_slot, self.opts.max_groups);
+        let mut engine = Engine::new(
+            &self.opts.matcher,
+            self.match_slot,
+            self.opts.max_groups,
+            &self.grouping,
+        );
         let mv_columns = &self.mv_columns;
         self.decoder.decode(body, chunk, offset, |row| {
             engine.offer(row).map_err(|e| locate(e, row, chunk, offset, mv_columns))
         })?;
         self.pending.clear();
-        let rows = write_results(engine.stats(), &PARTIAL_COLUMNS, &mut self.pending) as u64;
+        let rows = write_groups(engine.stats(), &self.columns, false, None, &mut self.pending) as u64;
         let counters = engine.counters();
         self.totals.chunks += 1;
         self.totals.events_read += counters.events_read;

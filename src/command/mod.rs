@@ -14,13 +14,16 @@
 //!   command. It answers every request with one [`partial`] row per group of
 //!   that request's matching events.
 
+pub mod lists;
 pub mod map;
 pub mod options;
 pub mod partial;
+pub mod profile;
 pub mod reduce;
 
 use crate::codec::body::{self, Row};
-use crate::engine::aggregate::{Stats, KEY_FIELDS};
+use crate::engine::aggregate::Stats;
+use crate::engine::wildcard::PatternSet;
 use crate::engine::EventError;
 use crate::error::{Error, Position};
 use crate::protocol::chunk::{write_chunk, ChunkReader};
@@ -28,8 +31,8 @@ use crate::protocol::metadata::{self, Action};
 use options::{Options, Phase};
 use std::io::{BufReader, Read, Write};
 
-/// The ESCU search's `by` fields, in output order (`Computer` is written as `dest`).
-pub const BY_FIELDS: [&str; KEY_FIELDS] = [
+/// The ESCU v1-v4 search's `by` fields, in output order (`Computer` is written as `dest`).
+pub const BY_FIELDS: [&str; 6] = [
     "Image",
     "QueryName",
     "QueryStatus",
@@ -38,7 +41,7 @@ pub const BY_FIELDS: [&str; KEY_FIELDS] = [
     "Computer",
 ];
 
-/// Result columns, in order.
+/// Result columns of the default search (ESCU v1-v4), in order.
 pub const RESULT_COLUMNS: [&str; 9] = [
     "Image",
     "QueryName",
@@ -52,10 +55,10 @@ pub const RESULT_COLUMNS: [&str; 9] = [
 ];
 
 /// Event fields the command asks splunkd for, in engine slot order: `_time`,
-/// the by-fields and the match field.
+/// the ESCU version's by-fields and the match field.
 pub fn required_fields(opts: &Options) -> Vec<&str> {
     let mut fields = vec!["_time"];
-    fields.extend(BY_FIELDS);
+    fields.extend(opts.profile.by_inputs);
     if !fields.contains(&opts.field.as_str()) {
         fields.push(&opts.field);
     }
@@ -103,7 +106,11 @@ fn serve<R: Read, W: Write>(input: R, output: &mut W) -> Result<(), Error> {
             detail: format!("a getinfo request must not carry a body, but this one declares {body_len} bytes"),
         });
     }
-    let opts = Options::parse(&request.args)?;
+    let mut opts = Options::parse(&request.args)?;
+    if opts.needs_lists() {
+        opts.apply_lists(&lists::Lists::load()?)?;
+    }
+    let grouping = opts.profile.grouping();
     let mut phase: Box<dyn PhaseRun + '_> = match opts.phase {
         Phase::Map => {
             let fields = required_fields(&opts);
@@ -114,7 +121,7 @@ fn serve<R: Read, W: Write>(input: R, output: &mut W) -> Result<(), Error> {
             let fields = reduce::required_fields(&opts);
             let preop = opts.distributed.then(|| opts.map_preop());
             write_chunk(output, &metadata::getinfo_reply(&fields, preop.as_deref()), b"")?;
-            Box::new(reduce::Reduce::new(&opts))
+            Box::new(reduce::Reduce::new(&opts, &grouping))
         }
     };
 
@@ -186,22 +193,51 @@ fn locate(e: EventError, row: &Row<'_>, chunk: u64, base: u64, mv_columns: &[Str
 }
 
 /// Write the groups: a header of `columns` and one row per group in
-/// `stats … by` order (by-values, count, first `_time`, last `_time`), as the
-/// result of the reduce and as the partial rows of the map. Returns the
-/// number of rows written; with no group nothing is written.
-pub fn write_results(stats: &Stats, columns: &[&str], out: &mut Vec<u8>) -> usize {
+/// `stats … by` order: the by-values, then count, first and last `_time`
+/// (`times_first`: first, last, count), then, with `labels`, the category
+/// and the pattern of the first pattern in list order that matches the
+/// group's by-value `query_name` (both empty when none does: the event
+/// matched through another of its values). Serves the reduce's result and
+/// the map's partial rows. Returns the number of rows written; with no group
+/// nothing is written.
+pub fn write_groups(
+    stats: &Stats,
+    columns: &[&str],
+    times_first: bool,
+    labels: Option<(&PatternSet, &[String], &[String], usize)>,
+    out: &mut Vec<u8>,
+) -> usize {
     let groups = stats.sorted();
     if groups.is_empty() {
         return 0;
     }
     body::write_row(out, columns.iter().map(|c| c.as_bytes()));
     let mut count = [0u8; 20];
+    let n = stats.fields();
     for g in &groups {
         let count_text = fmt_u64(g.count(), &mut count);
-        let fields = (0..KEY_FIELDS).map(|i| g.field(i));
-        body::write_row(out, fields.chain([count_text, g.first(), g.last()]));
+        let aggregates: [&[u8]; 3] = if times_first {
+            [g.first(), g.last(), count_text]
+        } else {
+            [count_text, g.first(), g.last()]
+        };
+        let label: [&[u8]; 2] = match labels {
+            Some((matcher, patterns, categories, field)) => match matcher.first_match(g.field(field)) {
+                Some(i) => [categories[i].as_bytes(), patterns[i].as_bytes()],
+                None => [b"", b""],
+            },
+            None => [b"", b""],
+        };
+        let extra = if labels.is_some() { &label[..] } else { &[] };
+        let fields = (0..n).map(|i| g.field(i));
+        body::write_row(out, fields.chain(aggregates).chain(extra.iter().copied()));
     }
     groups.len()
+}
+
+/// [`write_groups`] for the default search's result (tests and benches).
+pub fn write_results(stats: &Stats, columns: &[&str], out: &mut Vec<u8>) -> usize {
+    write_groups(stats, columns, false, None, out)
 }
 
 /// `n` in decimal, written into `buf` without allocating.

@@ -12,6 +12,8 @@
 //! backslashes, `=`, commas it strips, `|` and `[` it interprets) can change a
 //! value on its way to the indexers; the map process decodes them again.
 
+use super::lists::Lists;
+use super::profile::{Profile, V4};
 use crate::engine::wildcard::{PatternSet, DEFAULT_PATTERNS};
 use crate::error::Error;
 
@@ -29,7 +31,7 @@ pub struct OptionSpec {
 }
 
 /// Every option the command accepts.
-pub const OPTIONS: [OptionSpec; 6] = [
+pub const OPTIONS: [OptionSpec; 8] = [
     OptionSpec {
         name: "patterns",
         syntax: "<wildcard> <wildcard> ...",
@@ -53,6 +55,19 @@ pub const OPTIONS: [OptionSpec; 6] = [
         syntax: "<integer 1024..17179869184>",
         default: "1073741824",
         doc: "stop the search with an error when one request body from splunkd is larger than this",
+    },
+    OptionSpec {
+        name: "list",
+        syntax: "<list name>",
+        default: "escu_v1",
+        doc: "the pattern list of the app's lookup to match (escu_v1, escu_v13, extended, or one of your own); \
+              the default is the ESCU version's own list (escu_v13 with escu_version=13)",
+    },
+    OptionSpec {
+        name: "escu_version",
+        syntax: "4|13",
+        default: "4",
+        doc: "which ESCU search to reproduce: 4 (six by-fields, ESCU v1-v4) or 13 (the CIM fields of ESCU v13)",
     },
     OptionSpec {
         name: "distributed",
@@ -86,6 +101,16 @@ pub struct Options {
     pub distributed: bool,
     /// Which phase this process is.
     pub phase: Phase,
+    /// `list=`: a pattern list of the lookups (`None`: the version's own).
+    pub list: Option<String>,
+    /// `patterns=` was given: it replaces any list.
+    pub explicit_patterns: bool,
+    /// Which ESCU search is reproduced.
+    pub profile: Profile,
+    /// Each pattern's category, when the patterns came from a list other
+    /// than the version's own (the result then gains `category` and
+    /// `matched_pattern` columns).
+    pub categories: Option<Vec<String>>,
 }
 
 /// The part of a distributed search a process plays.
@@ -109,6 +134,10 @@ impl Default for Options {
             max_chunk_bytes: 1 << 30,
             distributed: false,
             phase: Phase::Reduce,
+            list: None,
+            explicit_patterns: false,
+            profile: V4,
+            categories: None,
         }
     }
 }
@@ -238,6 +267,7 @@ impl Options {
                     opts.matcher = PatternSet::new(&patterns)
                         .map_err(|e| bad(format!("invalid value for option patterns: {e}")))?;
                     opts.patterns = patterns;
+                    opts.explicit_patterns = true;
                 }
                 "field" => {
                     if !is_field_name(value) {
@@ -251,6 +281,28 @@ impl Options {
                 "max_groups" => opts.max_groups = parse_int(name, value, 1, 100_000_000)? as usize,
                 "max_chunk_bytes" => opts.max_chunk_bytes = parse_int(name, value, 1024, 16 << 30)?,
                 "distributed" => opts.distributed = parse_bool(name, value)?,
+                "list" => {
+                    if value.is_empty()
+                        || value.len() > 64
+                        || !value
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                    {
+                        return Err(bad(format!(
+                            "invalid value for option list: \"{}\" is not a list name (lowercase letters, digits, _)",
+                            crate::error::excerpt(value.as_bytes(), 24)
+                        )));
+                    }
+                    opts.list = Some(value.to_string());
+                }
+                "escu_version" => {
+                    opts.profile = value.parse().ok().and_then(Profile::of).ok_or_else(|| {
+                        bad(format!(
+                            "invalid value for option escu_version: expected 4 or 13, got \"{}\"",
+                            crate::error::excerpt(value.as_bytes(), 24)
+                        ))
+                    })?;
+                }
                 "phase" => {
                     opts.phase = match value {
                         "map" => Phase::Map,
@@ -270,12 +322,42 @@ impl Options {
         Ok(opts)
     }
 
+    /// Does this search need the lookups? Only when no `patterns=` was given.
+    pub fn needs_lists(&self) -> bool {
+        !self.explicit_patterns
+    }
+
+    /// Take the patterns from `lists` unless `patterns=` was given: the list
+    /// `list=` names, or the ESCU version's own. A list other than the
+    /// version's own also labels the result rows with categories.
+    pub fn apply_lists(&mut self, lists: &Lists) -> Result<(), Error> {
+        if self.explicit_patterns {
+            return Ok(());
+        }
+        let name = self.list.clone().unwrap_or_else(|| self.profile.list.to_string());
+        let entries = lists.get(&name)?;
+        let patterns: Vec<String> = entries.iter().map(|e| e.pattern.clone()).collect();
+        self.matcher =
+            PatternSet::new(&patterns).map_err(|e| Error::Option(format!("the pattern list {name}: {e}")))?;
+        self.patterns = patterns;
+        self.categories = (name != self.profile.list).then(|| entries.iter().map(|e| e.category.clone()).collect());
+        Ok(())
+    }
+
     /// The `streaming_preop` a distributed reduce asks splunkd to run on the
     /// indexers: this command in its map phase with every option the map
     /// reads, each quoted and percent-encoded (see the module docs).
     pub fn map_preop(&self) -> String {
+        // The map reads a list from its own copy of the lookups (the one
+        // splunkd replicates with the app), so a list travels by name.
+        let (source, value) = match (&self.list, self.explicit_patterns) {
+            (_, true) => ("patterns", self.patterns.join(" ")),
+            (Some(list), false) => ("list", list.clone()),
+            (None, false) => ("list", self.profile.list.to_string()),
+        };
         let values = [
-            ("patterns", self.patterns.join(" ")),
+            (source, value),
+            ("escu_version", self.profile.escu_version.to_string()),
             ("field", self.field.clone()),
             ("max_groups", self.max_groups.to_string()),
             ("max_chunk_bytes", self.max_chunk_bytes.to_string()),

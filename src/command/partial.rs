@@ -1,8 +1,9 @@
 //! Partial rows: what a map phase sends its reduce phase.
 //!
-//! One row per group of the events one map request matched: the six by-values
-//! (under their event names, `Computer` included), the count, and the minimum
-//! and maximum `_time` in their original text. The three aggregate columns
+//! One row per group of the events one map request matched: the by-values of
+//! the ESCU version the search runs (under their event names, e.g. `Computer`
+//! and `dvc`, after `coalesce`), the count, and the minimum and maximum
+//! `_time` in their original text. The three aggregate columns
 //! carry the command's name so that no event field is mistaken for them; a
 //! row is a partial row exactly when its count column is non-empty.
 //!
@@ -14,9 +15,8 @@
 //! columns; an event row must not carry a partial column. Anything else is
 //! an error naming the row, never a silently wrong count.
 
-use super::BY_FIELDS;
 use crate::codec::body::{Field, Row};
-use crate::engine::aggregate::{parse_number, KEY_FIELDS};
+use crate::engine::aggregate::{parse_number, MAX_KEY_FIELDS};
 use std::borrow::Cow;
 
 /// The count column of a partial row.
@@ -26,24 +26,19 @@ pub const FIRST_TIME: &str = "abusedweb_first_time";
 /// The maximum `_time` of a partial row's group, original text.
 pub const LAST_TIME: &str = "abusedweb_last_time";
 
-/// The columns of a map phase's reply, in order.
-pub const PARTIAL_COLUMNS: [&str; KEY_FIELDS + 3] = [
-    BY_FIELDS[0],
-    BY_FIELDS[1],
-    BY_FIELDS[2],
-    BY_FIELDS[3],
-    BY_FIELDS[4],
-    BY_FIELDS[5],
-    COUNT,
-    FIRST_TIME,
-    LAST_TIME,
-];
+/// The three aggregate columns of a partial row, after its by-fields.
+pub const AGGREGATE_COLUMNS: [&str; 3] = [COUNT, FIRST_TIME, LAST_TIME];
+
+/// The columns of a map phase's reply, in order: `by` then the aggregates.
+pub fn partial_columns(by: &[&'static str]) -> Vec<&'static str> {
+    by.iter().copied().chain(AGGREGATE_COLUMNS).collect()
+}
 
 /// Where the reduce's decoder finds each column a partial row involves.
 #[derive(Debug, Clone)]
 pub struct Slots {
-    /// The by-fields, in `stats … by` order.
-    pub by: [usize; KEY_FIELDS],
+    /// The by-fields, in `stats … by` order, with their names.
+    pub by: Vec<(usize, &'static str)>,
     /// [`COUNT`].
     pub count: usize,
     /// [`FIRST_TIME`].
@@ -59,7 +54,7 @@ pub struct Slots {
 
 impl Slots {
     /// Slots for the three partial columns at `count`, `count + 1`, `count + 2`.
-    pub fn new(by: [usize; KEY_FIELDS], count: usize, event_only: Vec<(usize, String)>) -> Self {
+    pub fn new(by: Vec<(usize, &'static str)>, count: usize, event_only: Vec<(usize, String)>) -> Self {
         let mask = [count, count + 1, count + 2]
             .iter()
             .fold(0, |m, &i| m | (1u64 << i.min(63)));
@@ -80,8 +75,8 @@ pub type TimeTexts<'r> = (Cow<'r, [u8]>, Cow<'r, [u8]>);
 /// A validated partial row.
 #[derive(Debug)]
 pub struct Partial<'r> {
-    /// The group's by-values.
-    pub key: [Cow<'r, [u8]>; KEY_FIELDS],
+    /// The group's by-values (the first `Slots::by.len()`).
+    pub key: [Cow<'r, [u8]>; MAX_KEY_FIELDS],
     /// Memberships the map counted.
     pub count: u64,
     /// Minimum and maximum `_time`, when any event of the group had one.
@@ -143,17 +138,12 @@ pub fn read<'r>(row: &Row<'r>, slots: &Slots) -> Result<Option<Partial<'r>>, Pro
             ));
         }
     }
-    let mut key: [Cow<'r, [u8]>; KEY_FIELDS] = Default::default();
-    for (i, slot) in slots.by.iter().enumerate() {
+    let mut key: [Cow<'r, [u8]>; MAX_KEY_FIELDS] = Default::default();
+    for (i, (slot, name)) in slots.by.iter().enumerate() {
         key[i] = match row.field(*slot) {
             Field::Single(v) => v,
-            Field::Absent => return Err(problem(BY_FIELDS[i], "a partial row lacks this by-field")),
-            Field::Multi(_) => {
-                return Err(problem(
-                    BY_FIELDS[i],
-                    "a partial row has several values in this by-field",
-                ))
-            }
+            Field::Absent => return Err(problem(name, "a partial row lacks this by-field")),
+            Field::Multi(_) => return Err(problem(name, "a partial row has several values in this by-field")),
         };
     }
     let times = match (row.field(slots.first), row.field(slots.last)) {

@@ -5,10 +5,11 @@
 //! result rows once splunkd says `finished`.
 
 use super::partial::{self, Slots, COUNT, FIRST_TIME, LAST_TIME};
-use super::{locate, PhaseRun, RESULT_COLUMNS};
+use super::{locate, write_groups, PhaseRun};
 use crate::codec::body::Decoder;
 use crate::command::options::Options;
-use crate::engine::{by_slot, Engine, TIME_SLOT};
+use crate::engine::aggregate::MAX_KEY_FIELDS;
+use crate::engine::{by_slot, Engine, Grouping, TIME_SLOT};
 use crate::error::Error;
 use crate::protocol::metadata::{self, Metrics};
 use std::io::Read;
@@ -27,6 +28,7 @@ pub fn required_fields(opts: &Options) -> Vec<&str> {
 
 /// The reduce phase of one search, across its execute requests.
 pub struct Reduce<'o> {
+    opts: &'o Options,
     decoder: Decoder,
     engine: Engine<'o>,
     slots: Slots,
@@ -38,8 +40,9 @@ pub struct Reduce<'o> {
 impl<'o> Reduce<'o> {
     /// A reduce phase; its decoder always looks for the partial columns, so
     /// partial rows are recognised whatever `distributed` says.
-    pub fn new(opts: &'o Options) -> Self {
+    pub fn new(opts: &'o Options, grouping: &'o Grouping) -> Self {
         let mut fields = super::required_fields(opts);
+        let n = opts.profile.by_inputs.len();
         let match_slot = fields
             .iter()
             .position(|f| *f == opts.field)
@@ -47,17 +50,25 @@ impl<'o> Reduce<'o> {
         let event_only = fields
             .iter()
             .enumerate()
-            .filter(|(slot, _)| *slot == TIME_SLOT || (*slot == match_slot && match_slot > by_slot(5)))
+            .filter(|(slot, _)| *slot == TIME_SLOT || (*slot == match_slot && match_slot > by_slot(n - 1)))
             .map(|(slot, name)| (slot, name.to_string()))
             .collect();
         let count = fields.len();
         fields.extend([COUNT, FIRST_TIME, LAST_TIME]);
         let decoder = Decoder::new(&fields);
         let mv_columns = (0..fields.len()).map(|i| decoder.mv_column_name(i)).collect();
+        let by = opts
+            .profile
+            .by_inputs
+            .iter()
+            .enumerate()
+            .map(|(i, name)| (by_slot(i), *name))
+            .collect();
         Reduce {
+            opts,
             decoder,
-            engine: Engine::new(&opts.matcher, match_slot, opts.max_groups),
-            slots: Slots::new(std::array::from_fn(by_slot), count, event_only),
+            engine: Engine::new(&opts.matcher, match_slot, opts.max_groups, grouping),
+            slots: Slots::new(by, count, event_only),
             mv_columns,
             chunks: 0,
             started: Instant::now(),
@@ -76,12 +87,13 @@ impl PhaseRun for Reduce<'_> {
             match partial::read(row, slots) {
                 Ok(None) => engine.offer(row).map_err(located),
                 Ok(Some(p)) => {
-                    let key: [&[u8]; 6] = std::array::from_fn(|i| &p.key[i][..]);
+                    let key: [&[u8]; MAX_KEY_FIELDS] = std::array::from_fn(|i| &p.key[i][..]);
+                    let key = &key[..slots.by.len()];
                     let (first, last) = match &p.times {
                         Some((f, l)) => (Some(&f[..]), Some(&l[..])),
                         None => (None, None),
                     };
-                    engine.merge(&key, p.count, first, last).map_err(located)
+                    engine.merge(key, p.count, first, last).map_err(located)
                 }
                 Err((column, detail)) => Err(Error::Body {
                     chunk,
@@ -107,7 +119,19 @@ impl PhaseRun for Reduce<'_> {
             events_read: counters.events_read,
             events_matched: counters.events_matched,
             partial_rows: counters.partials_merged,
-            groups: super::write_results(stats, &RESULT_COLUMNS, &mut body) as u64,
+            groups: {
+                let profile = &self.opts.profile;
+                let labels = self.opts.categories.as_deref().map(|categories| {
+                    (
+                        &self.opts.matcher,
+                        &self.opts.patterns[..],
+                        categories,
+                        profile.query_name,
+                    )
+                });
+                let columns = profile.result_columns(labels.is_some());
+                write_groups(stats, &columns, profile.times_before_count, labels, &mut body) as u64
+            },
             memberships: stats.memberships(),
             seconds: self.started.elapsed().as_secs_f64(),
         };

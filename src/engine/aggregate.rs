@@ -18,8 +18,8 @@ use hashbrown::HashTable;
 use std::cmp::Ordering;
 use std::hash::{BuildHasher, Hasher};
 
-/// Number of by-fields the detection groups on.
-pub const KEY_FIELDS: usize = 6;
+/// Most by-fields a search may group on (ESCU v1-v4 group on 6, v13 on 17).
+pub const MAX_KEY_FIELDS: usize = 32;
 
 /// Most bytes of by-field values (and long `_time` texts) the group table may hold. `max_groups`
 /// bounds how many groups there are, this bounds how large they are: one
@@ -166,20 +166,31 @@ impl TimeRange {
 }
 
 /// One group: its by-values, count and `_time` range.
+///
+/// The key is one allocation: the by-values end to end, then each value's
+/// end offset as a little-endian `u32`, so that comparing two keys (values
+/// and boundaries together) is one `memcmp`, whatever the number of fields.
 #[derive(Debug)]
 pub struct Group {
     hash: u64,
     key: Box<[u8]>,
-    ends: [u32; KEY_FIELDS],
+    fields: u8,
     count: u64,
     times: TimeRange,
+}
+
+/// End offset `i` of a key laid out as [`Group`] describes.
+fn key_end(key: &[u8], fields: usize, i: usize) -> usize {
+    let at = key.len() - 4 * fields + 4 * i;
+    u32::from_le_bytes([key[at], key[at + 1], key[at + 2], key[at + 3]]) as usize
 }
 
 impl Group {
     /// By-value `i` (in `stats … by` order).
     pub fn field(&self, i: usize) -> &[u8] {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        &self.key[start..self.ends[i] as usize]
+        let n = self.fields as usize;
+        let start = if i == 0 { 0 } else { key_end(&self.key, n, i - 1) };
+        &self.key[start..key_end(&self.key, n, i)]
     }
 
     /// Memberships counted.
@@ -201,6 +212,8 @@ impl Group {
 /// The group table of one search.
 pub struct Stats {
     table: HashTable<Group>,
+    /// By-fields per group.
+    fields: usize,
     hasher: FixedState,
     max_groups: usize,
     memberships: u64,
@@ -210,16 +223,27 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// An empty table that refuses to grow past `max_groups` groups.
-    pub fn new(max_groups: usize) -> Self {
+    /// An empty table of groups over `fields` by-fields (at most
+    /// [`MAX_KEY_FIELDS`]) that refuses to grow past `max_groups` groups.
+    pub fn new(max_groups: usize, fields: usize) -> Self {
+        assert!(
+            (1..=MAX_KEY_FIELDS).contains(&fields),
+            "1 to {MAX_KEY_FIELDS} by-fields"
+        );
         Stats {
             table: HashTable::new(),
+            fields,
             hasher: FixedState::default(),
             max_groups,
             memberships: 0,
             key_bytes: 0,
             probe: Vec::new(),
         }
+    }
+
+    /// By-fields per group.
+    pub fn fields(&self) -> usize {
+        self.fields
     }
 
     /// Distinct groups so far.
@@ -238,7 +262,7 @@ impl Stats {
     /// The probe key is first laid out contiguously (values end to end plus
     /// their end offsets), so hashing and comparing a group are one pass and
     /// one `memcmp` each, rather than six.
-    pub fn add(&mut self, values: &[&[u8]; KEY_FIELDS], times: &[Time<'_>]) -> Result<(), String> {
+    pub fn add(&mut self, values: &[&[u8]], times: &[Time<'_>]) -> Result<(), String> {
         let group = self.group(values)?;
         group.count += 1;
         let held = group.times.heap_bytes();
@@ -255,32 +279,32 @@ impl Stats {
     }
 
     /// The group of `values`, created empty if new (within the caps).
-    fn group(&mut self, values: &[&[u8]; KEY_FIELDS]) -> Result<&mut Group, String> {
+    fn group(&mut self, values: &[&[u8]]) -> Result<&mut Group, String> {
+        debug_assert_eq!(values.len(), self.fields);
         let total: usize = values.iter().map(|v| v.len()).sum();
         if total > MAX_GROUP_BYTES {
             return Err(bytes_exceeded());
         }
         self.probe.clear();
-        let mut ends = [0u32; KEY_FIELDS];
-        for (i, v) in values.iter().enumerate() {
+        let mut end = 0u32;
+        for v in values {
             self.probe.extend_from_slice(v);
-            ends[i] = self.probe.len() as u32;
+        }
+        for v in values {
+            end += v.len() as u32;
+            self.probe.extend_from_slice(&end.to_le_bytes());
         }
         let hash = {
             let mut h = self.hasher.build_hasher();
             h.write(&self.probe);
-            for e in ends {
-                h.write_u32(e);
-            }
             h.finish()
         };
         let groups = self.table.len();
         let probe = &self.probe;
-        match self.table.entry(
-            hash,
-            |g| g.hash == hash && g.ends == ends && *g.key == **probe,
-            |g| g.hash,
-        ) {
+        match self
+            .table
+            .entry(hash, |g| g.hash == hash && *g.key == **probe, |g| g.hash)
+        {
             Entry::Occupied(entry) => Ok(entry.into_mut()),
             Entry::Vacant(entry) => {
                 if groups >= self.max_groups {
@@ -296,7 +320,7 @@ impl Stats {
                 let group = Group {
                     hash,
                     key: probe.as_slice().into(),
-                    ends,
+                    fields: self.fields as u8,
                     count: 0,
                     times: TimeRange::default(),
                 };
@@ -311,7 +335,7 @@ impl Stats {
     /// gives what counting every event here would have given.
     pub fn merge(
         &mut self,
-        values: &[&[u8]; KEY_FIELDS],
+        values: &[&[u8]],
         count: u64,
         first: Option<&Time<'_>>,
         last: Option<&Time<'_>>,
@@ -341,7 +365,7 @@ impl Stats {
     pub fn sorted(&self) -> Vec<&Group> {
         let mut groups: Vec<&Group> = self.table.iter().collect();
         groups.sort_unstable_by(|a, b| {
-            (0..KEY_FIELDS)
+            (0..self.fields)
                 .map(|i| a.field(i).cmp(b.field(i)))
                 .find(|o| *o != Ordering::Equal)
                 .unwrap_or(Ordering::Equal)
@@ -364,7 +388,7 @@ mod tests {
 
     use crate::command::{write_results, RESULT_COLUMNS as COLS};
 
-    fn key<'a>(q: &'a str, host: &'a str) -> [&'a [u8]; KEY_FIELDS] {
+    fn key<'a>(q: &'a str, host: &'a str) -> [&'a [u8]; 6] {
         [b"C:\\x.exe", q.as_bytes(), b"0", b"x.exe", b"-", host.as_bytes()]
     }
 
@@ -376,7 +400,7 @@ mod tests {
 
     #[test]
     fn counts_and_times_keep_original_text() {
-        let mut s = Stats::new(10);
+        let mut s = Stats::new(10, 6);
         s.add(&key("b", "h"), &[Time::new(b"1700000000.500")]).unwrap();
         s.add(&key("b", "h"), &[Time::new(b"1700000000.5")]).unwrap();
         s.add(&key("b", "h"), &[Time::new(b"999")]).unwrap();
@@ -394,7 +418,7 @@ mod tests {
 
     #[test]
     fn text_times_only_when_no_number() {
-        let mut s = Stats::new(10);
+        let mut s = Stats::new(10, 6);
         s.add(&key("a", "h"), &[Time::new(b"2014-06-11T08:19:59")]).unwrap();
         s.add(&key("a", "h"), &[Time::new(b"2013-01-01")]).unwrap();
         assert!(results(&s).ends_with(",2,\"2013-01-01\",\"2014-06-11T08:19:59\"\n"));
@@ -404,7 +428,7 @@ mod tests {
 
     #[test]
     fn sorts_field_by_field_not_by_concatenation() {
-        let mut s = Stats::new(10);
+        let mut s = Stats::new(10, 6);
         s.add(&key("ab", "c"), &[]).unwrap();
         s.add(&key("a", "bc"), &[]).unwrap();
         s.add(&key("B", "a"), &[]).unwrap();
@@ -415,7 +439,7 @@ mod tests {
 
     #[test]
     fn cap_is_enforced_with_the_option_name() {
-        let mut s = Stats::new(1);
+        let mut s = Stats::new(1, 6);
         s.add(&key("a", "h"), &[]).unwrap();
         s.add(&key("a", "h"), &[]).unwrap();
         let e = s.add(&key("b", "h"), &[]).unwrap_err().to_string();
@@ -424,9 +448,9 @@ mod tests {
 
     #[test]
     fn bytes_held_by_groups_are_capped() {
-        let mut s = Stats::new(10);
+        let mut s = Stats::new(10, 6);
         let big = vec![b'x'; MAX_GROUP_BYTES / 2];
-        let key = |q: &'static [u8]| -> [&[u8]; KEY_FIELDS] { [&big, q, b"0", b"p", b"-", b"h"] };
+        let key = |q: &'static [u8]| -> [&[u8]; 6] { [&big, q, b"0", b"p", b"-", b"h"] };
         s.add(&key(b"a"), &[]).unwrap();
         s.add(&key(b"a"), &[]).unwrap();
         let e = s.add(&key(b"b"), &[]).unwrap_err().to_string();

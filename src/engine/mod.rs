@@ -13,7 +13,7 @@ pub mod aggregate;
 pub mod wildcard;
 
 use crate::codec::multivalue;
-use aggregate::{Stats, Time, KEY_FIELDS};
+use aggregate::{Stats, Time, MAX_KEY_FIELDS};
 use std::borrow::Cow;
 use std::ops::Range;
 use wildcard::PatternSet;
@@ -110,29 +110,56 @@ pub struct Counters {
     pub partials_merged: u64,
 }
 
+/// How a search groups: how many by-fields (in slots [`by_slot`]`(0..fields)`)
+/// and which of them take a default value when an event has none (ESCU v13's
+/// `eval answer=coalesce(answer,"none")`). Chosen once when a search starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grouping {
+    /// Number of by-fields, 1 to [`MAX_KEY_FIELDS`].
+    pub fields: usize,
+    /// `(by-field index, value)`: the field's value when it has no non-empty one.
+    pub coalesce: Vec<(usize, Vec<u8>)>,
+}
+
+impl Grouping {
+    /// `fields` by-fields, none coalesced.
+    pub fn plain(fields: usize) -> Self {
+        Grouping {
+            fields,
+            coalesce: Vec::new(),
+        }
+    }
+
+    fn default_of(&self, i: usize) -> Option<&[u8]> {
+        self.coalesce.iter().find(|(j, _)| *j == i).map(|(_, v)| v.as_slice())
+    }
+}
+
 /// Matches and groups the events of one search (or one map request).
 pub struct Engine<'p> {
     matcher: &'p PatternSet,
     match_slot: usize,
+    grouping: &'p Grouping,
     stats: Stats,
     counters: Counters,
     /// Decoded values of the current event, and where each one sits.
     scratch: Vec<u8>,
-    by_values: [Vec<Range<usize>>; KEY_FIELDS],
+    by_values: Vec<Vec<Range<usize>>>,
     time_values: Vec<Range<usize>>,
 }
 
 impl<'p> Engine<'p> {
-    /// An engine matching field `match_slot` against `matcher`, refusing to
-    /// hold more than `max_groups` groups.
-    pub fn new(matcher: &'p PatternSet, match_slot: usize, max_groups: usize) -> Self {
+    /// An engine matching field `match_slot` against `matcher`, grouping as
+    /// `grouping` says, refusing to hold more than `max_groups` groups.
+    pub fn new(matcher: &'p PatternSet, match_slot: usize, max_groups: usize, grouping: &'p Grouping) -> Self {
         Engine {
             matcher,
             match_slot,
-            stats: Stats::new(max_groups),
+            grouping,
+            stats: Stats::new(max_groups, grouping.fields),
             counters: Counters::default(),
             scratch: Vec::new(),
-            by_values: Default::default(),
+            by_values: vec![Vec::new(); grouping.fields],
             time_values: Vec::new(),
         }
     }
@@ -170,16 +197,27 @@ impl<'p> Engine<'p> {
 
         // Fast path: every by-field and `_time` single-valued (almost every
         // Sysmon event), so the group key is borrowed straight from the record.
-        let fields: [Field<'_>; KEY_FIELDS] = std::array::from_fn(|i| event.field(by_slot(i)));
-        let singles: [Option<&[u8]>; KEY_FIELDS] = std::array::from_fn(|i| match &fields[i] {
-            Field::Single(v) => Some(&v[..]),
-            _ => None,
-        });
-        if singles.iter().all(Option::is_some) {
-            let key = singles.map(|v| v.unwrap_or_default());
+        let n = self.grouping.fields;
+        let fields: [Field<'_>; MAX_KEY_FIELDS] =
+            std::array::from_fn(|i| if i < n { event.field(by_slot(i)) } else { Field::Absent });
+        let mut key: [&[u8]; MAX_KEY_FIELDS] = [&[]; MAX_KEY_FIELDS];
+        let mut all_single = true;
+        for i in 0..n {
+            match &fields[i] {
+                Field::Single(v) => key[i] = v,
+                Field::Absent => match self.grouping.default_of(i) {
+                    Some(v) => key[i] = v,
+                    // dropped by `stats … by`, after the slow path has checked
+                    // the other fields' encodings
+                    None => all_single = false,
+                },
+                Field::Multi(_) => all_single = false,
+            }
+        }
+        if all_single {
             match event.field(TIME_SLOT) {
-                Field::Absent => return self.stats.add(&key, &[]).map_err(EventError::Limit),
-                Field::Single(t) => return self.stats.add(&key, &[Time::new(&t)]).map_err(EventError::Limit),
+                Field::Absent => return self.stats.add(&key[..n], &[]).map_err(EventError::Limit),
+                Field::Single(t) => return self.stats.add(&key[..n], &[Time::new(&t)]).map_err(EventError::Limit),
                 Field::Multi(_) => {}
             }
         }
@@ -192,6 +230,13 @@ impl<'p> Engine<'p> {
             if let Err(e) = collect(&mut self.scratch, &fields[i], by_slot(i), ranges) {
                 result = Err(e);
                 break;
+            }
+            if ranges.is_empty() {
+                if let Some(v) = self.grouping.default_of(i) {
+                    let start = self.scratch.len();
+                    self.scratch.extend_from_slice(v);
+                    ranges.push(start..self.scratch.len());
+                }
             }
             combinations = combinations.saturating_mul(ranges.len() as u64);
         }
@@ -211,7 +256,7 @@ impl<'p> Engine<'p> {
     /// No matching: the map phase matched with the same patterns.
     pub fn merge(
         &mut self,
-        key: &[&[u8]; KEY_FIELDS],
+        key: &[&[u8]],
         count: u64,
         first: Option<&[u8]>,
         last: Option<&[u8]>,
@@ -226,7 +271,7 @@ impl<'p> Engine<'p> {
 
     fn count(
         &mut self,
-        by_values: &[Vec<Range<usize>>; KEY_FIELDS],
+        by_values: &[Vec<Range<usize>>],
         time_values: &[Range<usize>],
         combinations: u64,
     ) -> Result<(), EventError> {
@@ -252,12 +297,16 @@ impl<'p> Engine<'p> {
                 &many_times
             }
         };
-        let mut index = [0usize; KEY_FIELDS];
+        let n = by_values.len();
+        let mut index = [0usize; MAX_KEY_FIELDS];
+        let mut key: [&[u8]; MAX_KEY_FIELDS] = [&[]; MAX_KEY_FIELDS];
         loop {
-            let key: [&[u8]; KEY_FIELDS] = std::array::from_fn(|i| &scratch[by_values[i][index[i]].clone()]);
-            self.stats.add(&key, times).map_err(EventError::Limit)?;
+            for i in 0..n {
+                key[i] = &scratch[by_values[i][index[i]].clone()];
+            }
+            self.stats.add(&key[..n], times).map_err(EventError::Limit)?;
             // Advance the odometer over the value lists, last field fastest.
-            let mut k = KEY_FIELDS;
+            let mut k = n;
             loop {
                 if k == 0 {
                     return Ok(());
@@ -330,7 +379,8 @@ mod tests {
     #[test]
     fn matches_groups_and_drops_events_without_a_by_field() {
         let matcher = PatternSet::new(&["*pastebin*"]).unwrap();
-        let mut engine = Engine::new(&matcher, 7, 100);
+        let grouping = Grouping::plain(6);
+        let mut engine = Engine::new(&matcher, 7, 100, &grouping);
         engine
             .offer(&event(&["10"], &["pastebin.com", "other.net"], &["h1"]))
             .unwrap();
@@ -366,7 +416,8 @@ mod tests {
     #[test]
     fn broken_multivalue_names_the_slot() {
         let matcher = PatternSet::new(&["*"]).unwrap();
-        let mut engine = Engine::new(&matcher, 7, 100);
+        let grouping = Grouping::plain(6);
+        let mut engine = Engine::new(&matcher, 7, 100, &grouping);
         struct Broken;
         impl Event for Broken {
             fn field(&self, slot: usize) -> Field<'_> {

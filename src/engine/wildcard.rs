@@ -24,6 +24,8 @@ enum Shape {
 /// A pattern with `*` between literal segments, e.g. `*paste*bin*`.
 #[derive(Debug, Clone)]
 struct Segmented {
+    /// Its index in the pattern list.
+    pattern: usize,
     anchored_start: bool,
     anchored_end: bool,
     segments: Vec<Vec<u8>>,
@@ -42,9 +44,12 @@ pub struct PatternSet {
     /// The automaton holds lowercased literals: lowercase values first.
     lowercase_values: bool,
     shapes: Vec<Shape>,
+    /// The pattern list index of each literal of the automaton.
+    literal_pattern: Vec<usize>,
     only_contains: bool,
     segmented: Vec<Segmented>,
-    match_all: bool,
+    /// The first pattern that is only `*`s, if any.
+    match_all: Option<usize>,
 }
 
 /// A pattern the matcher refuses.
@@ -69,9 +74,10 @@ impl PatternSet {
         }
         let mut literals: Vec<Vec<u8>> = Vec::new();
         let mut shapes = Vec::new();
+        let mut literal_pattern = Vec::new();
         let mut segmented = Vec::new();
-        let mut match_all = false;
-        for p in patterns {
+        let mut match_all = None;
+        for (index, p) in patterns.iter().enumerate() {
             let p = p.as_ref();
             if p.is_empty() {
                 return Err(PatternError::EmptyPattern);
@@ -84,9 +90,12 @@ impl PatternSet {
                 .map(<[u8]>::to_vec)
                 .collect();
             match segments.len() {
-                0 => match_all = true,
+                0 => {
+                    match_all.get_or_insert(index);
+                }
                 1 => {
                     literals.extend(segments);
+                    literal_pattern.push(index);
                     shapes.push(match (starts, ends) {
                         (true, true) => Shape::Contains,
                         (false, true) => Shape::Prefix,
@@ -95,6 +104,7 @@ impl PatternSet {
                     });
                 }
                 _ => segmented.push(Segmented {
+                    pattern: index,
                     anchored_start: !starts,
                     anchored_end: !ends,
                     segments,
@@ -126,10 +136,55 @@ impl PatternSet {
             automaton,
             lowercase_values,
             shapes,
+            literal_pattern,
             only_contains,
             segmented,
             match_all,
         })
+    }
+
+    /// The index (in the list given to [`PatternSet::new`]) of the first
+    /// pattern that matches `value`, if any. Slower than [`is_match`](Self::is_match)
+    /// (every literal hit is looked at): for labelling result rows, not for
+    /// the per-event path.
+    pub fn first_match(&self, value: &[u8]) -> Option<usize> {
+        if value.is_empty() {
+            return None;
+        }
+        let mut best = self.match_all;
+        let mut consider = |i: usize| {
+            if best.is_none_or(|b| i < b) {
+                best = Some(i);
+            }
+        };
+        if let Some(ac) = &self.automaton {
+            let lowered;
+            let hay = if self.lowercase_values {
+                lowered = value.to_ascii_lowercase();
+                &lowered[..]
+            } else {
+                value
+            };
+            let len = hay.len();
+            for m in ac.find_overlapping_iter(hay) {
+                let literal = m.pattern().as_usize();
+                let fits = match self.shapes[literal] {
+                    Shape::Contains => true,
+                    Shape::Prefix => m.start() == 0,
+                    Shape::Suffix => m.end() == len,
+                    Shape::Exact => m.start() == 0 && m.end() == len,
+                };
+                if fits {
+                    consider(self.literal_pattern[literal]);
+                }
+            }
+        }
+        for s in &self.segmented {
+            if s.is_match(value) {
+                consider(s.pattern);
+            }
+        }
+        best
     }
 
     /// Does `value` match any pattern? An empty value never matches: in
@@ -138,7 +193,7 @@ impl PatternSet {
         if value.is_empty() {
             return false;
         }
-        if self.match_all {
+        if self.match_all.is_some() {
             return true;
         }
         if let Some(ac) = &self.automaton {
