@@ -179,6 +179,24 @@ pub struct Group {
     times: TimeRange,
 }
 
+/// Order two keys laid out as [`Group`] describes by their values, field by
+/// field, each compared as a byte string (not by their concatenation).
+fn compare_keys(a: &[u8], b: &[u8], fields: usize) -> Ordering {
+    let (a_values, a_ends) = a.split_at(a.len() - 4 * fields);
+    let (b_values, b_ends) = b.split_at(b.len() - 4 * fields);
+    let (mut a_start, mut b_start) = (0, 0);
+    for (a_end, b_end) in a_ends.chunks_exact(4).zip(b_ends.chunks_exact(4)) {
+        let a_end = u32::from_le_bytes([a_end[0], a_end[1], a_end[2], a_end[3]]) as usize;
+        let b_end = u32::from_le_bytes([b_end[0], b_end[1], b_end[2], b_end[3]]) as usize;
+        match a_values[a_start..a_end].cmp(&b_values[b_start..b_end]) {
+            Ordering::Equal => {}
+            other => return other,
+        }
+        (a_start, b_start) = (a_end, b_end);
+    }
+    Ordering::Equal
+}
+
 /// End offset `i` of a key laid out as [`Group`] describes.
 fn key_end(key: &[u8], fields: usize, i: usize) -> usize {
     let at = key.len() - 4 * fields + 4 * i;
@@ -363,13 +381,9 @@ impl Stats {
     /// The groups sorted by their by-values, field by field, as byte strings
     /// (the order `stats … by` writes its rows in).
     pub fn sorted(&self) -> Vec<&Group> {
+        let n = self.fields;
         let mut groups: Vec<&Group> = self.table.iter().collect();
-        groups.sort_unstable_by(|a, b| {
-            (0..self.fields)
-                .map(|i| a.field(i).cmp(b.field(i)))
-                .find(|o| *o != Ordering::Equal)
-                .unwrap_or(Ordering::Equal)
-        });
+        groups.sort_unstable_by(|a, b| compare_keys(&a.key, &b.key, n));
         groups
     }
 }

@@ -14,6 +14,7 @@ pub mod wildcard;
 
 use crate::codec::multivalue;
 use aggregate::{Stats, Time, MAX_KEY_FIELDS};
+use arrayvec::ArrayVec;
 use std::borrow::Cow;
 use std::ops::Range;
 use wildcard::PatternSet;
@@ -198,29 +199,29 @@ impl<'p> Engine<'p> {
         // Fast path: every by-field and `_time` single-valued (almost every
         // Sysmon event), so the group key is borrowed straight from the record.
         let n = self.grouping.fields;
-        let fields: [Field<'_>; MAX_KEY_FIELDS] =
-            std::array::from_fn(|i| if i < n { event.field(by_slot(i)) } else { Field::Absent });
-        let mut key: [&[u8]; MAX_KEY_FIELDS] = [&[]; MAX_KEY_FIELDS];
-        let mut all_single = true;
-        for i in 0..n {
-            match &fields[i] {
-                Field::Single(v) => key[i] = v,
+        let mut fields: ArrayVec<Field<'_>, MAX_KEY_FIELDS> = ArrayVec::new();
+        fields.extend((0..n).map(|i| event.field(by_slot(i))));
+        let mut key: ArrayVec<&[u8], MAX_KEY_FIELDS> = ArrayVec::new();
+        for (i, field) in fields.iter().enumerate() {
+            match field {
+                Field::Single(v) => key.push(v),
                 Field::Absent => match self.grouping.default_of(i) {
-                    Some(v) => key[i] = v,
+                    Some(v) => key.push(v),
                     // dropped by `stats … by`, after the slow path has checked
                     // the other fields' encodings
-                    None => all_single = false,
+                    None => break,
                 },
-                Field::Multi(_) => all_single = false,
+                Field::Multi(_) => break,
             }
         }
-        if all_single {
+        if key.len() == n {
             match event.field(TIME_SLOT) {
-                Field::Absent => return self.stats.add(&key[..n], &[]).map_err(EventError::Limit),
-                Field::Single(t) => return self.stats.add(&key[..n], &[Time::new(&t)]).map_err(EventError::Limit),
+                Field::Absent => return self.stats.add(&key, &[]).map_err(EventError::Limit),
+                Field::Single(t) => return self.stats.add(&key, &[Time::new(&t)]).map_err(EventError::Limit),
                 Field::Multi(_) => {}
             }
         }
+        drop(key);
 
         self.scratch.clear();
         let mut by_values = std::mem::take(&mut self.by_values);
@@ -299,12 +300,11 @@ impl<'p> Engine<'p> {
         };
         let n = by_values.len();
         let mut index = [0usize; MAX_KEY_FIELDS];
-        let mut key: [&[u8]; MAX_KEY_FIELDS] = [&[]; MAX_KEY_FIELDS];
+        let mut key: ArrayVec<&[u8], MAX_KEY_FIELDS> = ArrayVec::new();
         loop {
-            for i in 0..n {
-                key[i] = &scratch[by_values[i][index[i]].clone()];
-            }
-            self.stats.add(&key[..n], times).map_err(EventError::Limit)?;
+            key.clear();
+            key.extend((0..n).map(|i| &scratch[by_values[i][index[i]].clone()]));
+            self.stats.add(&key, times).map_err(EventError::Limit)?;
             // Advance the odometer over the value lists, last field fastest.
             let mut k = n;
             loop {
