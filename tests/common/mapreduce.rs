@@ -94,11 +94,30 @@ pub fn map_getinfo(preop: &str) -> GetInfo {
 /// The reduce's getinfo answer for `args`: checks its shape and returns the
 /// `streaming_preop` it asks for.
 pub fn reduce_preop(args: &[&str]) -> String {
+    reduce_preop_with(args, &BY_FIELDS)
+}
+
+/// Event fields a search with these by-fields asks for: `_time`, `by`, and
+/// `field=`'s field when not among them.
+fn required_with(args: &[&str], by: &[&str]) -> Vec<String> {
+    let mut fields: Vec<String> = ["_time"].iter().chain(by).map(|s| s.to_string()).collect();
+    for a in args {
+        if let Some(f) = a.strip_prefix("field=") {
+            if !fields.iter().any(|x| x == f) {
+                fields.push(f.to_string());
+            }
+        }
+    }
+    fields
+}
+
+/// [`reduce_preop`] for a search grouping by `by` (e.g. ESCU v13's fields).
+pub fn reduce_preop_with(args: &[&str], by: &[&str]) -> String {
     let out = run_conversation(bin(), &getinfo(args), &[] as &[&[u8]]);
     assert_eq!(out.code(), Some(0), "{}", out.describe());
     let reply = &out.replies[0];
     assert_eq!(reply.meta["type"], "reporting", "{}", out.describe());
-    let mut required = expected_required(args);
+    let mut required = required_with(args, by);
     required.extend(AGGREGATE_COLUMNS.iter().map(|c| c.to_string()));
     assert_eq!(reply.meta["required_fields"], json!(required), "{}", out.describe());
     reply.meta["streaming_preop"]
@@ -113,13 +132,23 @@ pub const AGGREGATE_COLUMNS: [&str; 3] = ["abusedweb_count", "abusedweb_first_ti
 /// Columns of the map phase's partial rows, in the order the command writes
 /// them: the by-fields under their event names, then the aggregates.
 pub fn partial_columns() -> Vec<&'static str> {
-    BY_FIELDS.iter().chain(&AGGREGATE_COLUMNS).copied().collect()
+    partial_columns_with(&BY_FIELDS)
+}
+
+/// [`partial_columns`] for a search grouping by `by`.
+pub fn partial_columns_with<'a>(by: &[&'a str]) -> Vec<&'a str> {
+    by.iter().copied().chain(AGGREGATE_COLUMNS).collect()
 }
 
 /// Runs one map process (one indexer) over `bodies`; checks the streaming
 /// getinfo answer and one reply per request, and returns every reply body
 /// parsed, plus the final reply's metadata.
 pub fn run_map(preop: &str, bodies: &[Vec<u8>]) -> (Vec<Table>, serde_json::Value) {
+    run_map_with(preop, bodies, &BY_FIELDS)
+}
+
+/// [`run_map`] for a search grouping by `by`.
+pub fn run_map_with(preop: &str, bodies: &[Vec<u8>], by: &[&str]) -> (Vec<Table>, serde_json::Value) {
     let gi = map_getinfo(preop);
     let out = run_conversation(bin(), &gi, bodies);
     let ctx = out.describe();
@@ -127,7 +156,7 @@ pub fn run_map(preop: &str, bodies: &[Vec<u8>]) -> (Vec<Table>, serde_json::Valu
     assert!(out.stderr.is_empty(), "map stderr: {ctx}");
     assert_no_secrets(&out);
     assert_eq!(out.replies.len(), 1 + bodies.len(), "map answers every request: {ctx}");
-    let required = expected_required(&gi.args.iter().map(String::as_str).collect::<Vec<_>>());
+    let required = required_with(&gi.args.iter().map(String::as_str).collect::<Vec<_>>(), by);
     assert_eq!(
         out.replies[0].meta,
         json!({"type": "streaming", "required_fields": required}),
@@ -141,7 +170,7 @@ pub fn run_map(preop: &str, bodies: &[Vec<u8>]) -> (Vec<Table>, serde_json::Valu
             continue;
         }
         let t = r.table();
-        assert_eq!(t.header_names(), partial_columns(), "partial header: {ctx}");
+        assert_eq!(t.header_names(), partial_columns_with(by), "partial header: {ctx}");
         assert!(!t.rows.is_empty(), "a map reply with a body has rows: {ctx}");
         tables.push(t);
     }
@@ -165,7 +194,12 @@ pub struct Reencode {
 /// order, columns in the given order with their `__mv_` twins, every value in
 /// splunkd's quoting, split into chunks.
 pub fn reencode(tables: &[Table], how: &Reencode) -> Vec<Vec<u8>> {
-    let mut columns: Vec<(u32, &str)> = partial_columns()
+    reencode_with(tables, how, &BY_FIELDS)
+}
+
+/// [`reencode`] for a search grouping by `by`.
+pub fn reencode_with(tables: &[Table], how: &Reencode, by: &[&str]) -> Vec<Vec<u8>> {
+    let mut columns: Vec<(u32, &str)> = partial_columns_with(by)
         .into_iter()
         .enumerate()
         .map(|(i, c)| (how.column_order.get(i).copied().unwrap_or(i as u32), c))
