@@ -105,7 +105,9 @@ fn number(t: &[u8]) -> Option<f64> {
 
 /// Rules 6-10, literally.
 fn reference(events: &[Event]) -> Vec<Vec<Vec<u8>>> {
-    let mut groups: BTreeMap<Vec<Vec<u8>>, (usize, Vec<Vec<u8>>)> = BTreeMap::new();
+    // group key -> (count, every _time value of its memberships)
+    type Groups = BTreeMap<Vec<Vec<u8>>, (usize, Vec<Vec<u8>>)>;
+    let mut groups = Groups::new();
     for e in events {
         let vals = |f: &str| -> Vec<Vec<u8>> { e.get(f).iter().filter(|v| !v.is_empty()).cloned().collect() };
         if !vals("QueryName")
