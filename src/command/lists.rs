@@ -92,7 +92,9 @@ impl Lists {
             Some(dir) => {
                 let default = dir.join(DEFAULT_FILE);
                 let local = dir.join(LOCAL_FILE);
-                let local_text = if local.is_file() { Some(read(&local)?) } else { None };
+                // Anything at the local file's path must be readable: only
+                // its absence means "no local changes".
+                let local_text = if local.exists() { Some(read(&local)?) } else { None };
                 Lists::parse(
                     &read(&default)?,
                     &default.display().to_string(),
