@@ -20,6 +20,8 @@ export SOURCE_DATE_EPOCH
 
 OUT_DIR=$WORK/a scripts/package.sh >"$WORK/a.log" 2>&1 || { cat "$WORK/a.log" >&2; exit 1; }
 
+# Not lookups/abused_web_services.csv: the programs embed it (include_str!), so a
+# new mtime would make cargo rebuild all three; tar's --mtime covers it anyway.
 touch default/*.conf default-onprem/*.conf bin/* app/LICENSE app/README.md app/app.manifest app/metadata/*
 second_env=(OUT_DIR="$WORK/b" TMPDIR="$WORK/tmp")
 if [[ ${REPRO_FULL:-} == 1 ]]; then

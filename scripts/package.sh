@@ -12,9 +12,12 @@
 #   bin/abusedweb                       aarch64-unknown-linux-musl (splunkd's fallback
 #                                       folder, which a Linux aarch64 host reaches)
 #   windows_x86_64/bin/abusedweb.exe    x86_64-pc-windows-gnu, on-prem tarball only
-# plus licenses/ with the licence texts of everything compiled into them. The
-# on-prem tarball takes default-onprem/distsearch.conf (no deny list) in place of
-# default/distsearch.conf (keeps the x86_64 program out of the knowledge bundle);
+# plus lookups/abused_web_services.csv, the pattern lists, and licenses/ with the
+# licence texts of everything compiled into the programs. lookups/README.txt stays
+# in the source tree: AppInspect's check_lookups_allow_list fails any file in
+# lookups/ that is not a CSV, and app/README.md, "Pattern lists", says the same.
+# The on-prem tarball takes default-onprem/distsearch.conf (no deny list) in place
+# of default/distsearch.conf (keeps the x86_64 program out of the knowledge bundle);
 # app/README.md, "Platforms other than Linux x86-64", says why.
 #
 # The bytes depend only on the commit: sorted names, owner 0:0, every mtime =
@@ -177,8 +180,12 @@ smoke scripts/wine.sh "$BIN_WIN"
 
 # --- stage and pack --------------------------------------------------------------
 # AppInspect rejects dot-files and local/ anywhere; refuse them at the source.
-bad=$(find default default-onprem app bin \( -name '.*' -o -name local -o -name '*.py[co]' \) -print)
+bad=$(find default default-onprem app bin lookups \( -name '.*' -o -name local -o -name '*.py[co]' \) -print)
 [[ -z $bad ]] || die "not shippable (dot-file, local/ or compiled Python): $bad"
+# The shipped lookup only: never an admin's abused_web_services_local.csv, which
+# a package must not carry (an upgrade would overwrite the admin's copy with it).
+LOOKUP=lookups/abused_web_services.csv
+[[ -f $LOOKUP ]] || die "$LOOKUP missing"
 
 STAGE=$(mktemp -d "${TMPDIR:-/tmp}/abusedweb-package.XXXXXX")
 trap 'rm -rf "$STAGE"' EXIT
@@ -192,8 +199,9 @@ mkdir -p "$OUT_DIR"
 stage() {
     local variant=$1 A=$STAGE/$1/$APP tarball
     local programs=("linux_x86_64/bin/$APP" "bin/$APP") metadata=("$STAGE/metadata-$X86.json" "$STAGE/metadata-$ARM.json")
-    mkdir -p "$A/default" "$A/bin" "$A/linux_x86_64/bin"
+    mkdir -p "$A/default" "$A/bin" "$A/linux_x86_64/bin" "$A/lookups"
     cp default/*.conf "$A/default/"
+    cp "$LOOKUP" "$A/lookups/"
     cp -R app/. "$A/"
     cp -R bin/. "$A/bin/"
     cp "$BIN_X86" "$A/linux_x86_64/bin/$APP"

@@ -672,6 +672,21 @@ fn tarballs_are_one_app_folder_holding_the_repositorys_files() {
         }
         assert!(!app.join("local").exists(), "an app must not ship local/");
 
+        // The pattern lookup: the repository's CSV, alone. lookups/README.txt stays
+        // in the source tree (AppInspect fails any non-CSV file in lookups/), and an
+        // admin's abused_web_services_local.csv must never be in a package, or an
+        // upgrade would overwrite the admin's copy.
+        assert_eq!(
+            names(&app.join("lookups")),
+            ["abused_web_services.csv"],
+            "{package:?}: lookups/"
+        );
+        assert_eq!(
+            fs::read(app.join("lookups/abused_web_services.csv")).unwrap(),
+            fs::read(root().join("lookups/abused_web_services.csv")).unwrap(),
+            "{package:?}: lookups/abused_web_services.csv (stale tarball? run `make package`)"
+        );
+
         // Licences: the index names every program; the Windows one brings mingw-w64's.
         let index = fs::read_to_string(app.join("licenses/README.txt")).unwrap();
         for program in package.programs() {
