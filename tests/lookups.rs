@@ -2,7 +2,8 @@
 //! folder (`<app>/bin/abusedweb`) beside `lookups/`, as splunkd runs it.
 //! Each list loads; each category of `extended` matches its own examples;
 //! an admin's `abused_web_services_local.csv` changes the results; a broken
-//! lookup stops the search with the file, the row and the fix.
+//! lookup stops the search with the file, the row and the fix; the shipped
+//! rows are the program's own version's, whatever file an upgrade left.
 
 mod common;
 
@@ -176,10 +177,10 @@ fn a_broken_lookup_names_the_file_the_row_and_the_fix() {
             &["abused_web_services_local.csv, row 1: it has 4 values, the header 5"][..],
         ),
         (
-            None,
             Some("pattern,category,lists,reference,note\n*pastebin*,,escu_v1,r,\n"),
+            None,
             &[],
-            &["lookups/abused_web_services.csv, row 1: the pattern *pastebin* has no category"],
+            &["abused_web_services_local.csv, row 1: the pattern *pastebin* has no category"],
         ),
         (
             None,
@@ -193,6 +194,19 @@ fn a_broken_lookup_names_the_file_the_row_and_the_fix() {
         let out = search(&program, args, &["pastebin.com"]);
         assert_fatal(&out, needles);
     }
+}
+
+/// The shipped rows are built into the program: an older or edited
+/// `abused_web_services.csv` on disk (as an upgrade on a search head cluster
+/// or Splunk Cloud may leave it) does not change what the program matches.
+#[test]
+fn the_shipped_rows_are_the_programs_own_whatever_the_file_on_disk_says() {
+    let stale = "pattern,category,lists,reference,note\n*example.org*,paste,escu_v1,old version,\n";
+    let program = app("stale", None, Some(stale));
+    assert_eq!(
+        query_names(&search(&program, &[], &["pastebin.com", "example.org"])),
+        ["pastebin.com"]
+    );
 }
 
 #[test]

@@ -67,6 +67,12 @@ fuzz_target!(|data: &[u8]| {
                 (&opts.patterns, &opts.field, opts.max_groups, opts.max_chunk_bytes),
                 "{preop}"
             );
+            assert_eq!(map.profile, opts.profile, "{preop}");
+            if !opts.explicit_patterns {
+                // A list travels by name: the version's own when none was given.
+                let list = opts.list.clone().unwrap_or_else(|| opts.profile.list.to_string());
+                assert_eq!(map.list.as_deref(), Some(list.as_str()), "{preop}");
+            }
             for value in values.split(|&b| b == b'\n').take(16) {
                 let want = opts.patterns.iter().any(|p| reference_match(p.as_bytes(), value));
                 assert_eq!(

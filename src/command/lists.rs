@@ -9,14 +9,19 @@
 //! list name makes a new list; a pattern already there takes the new
 //! category), a `disabled` row (`1` or `true`) removes its pattern from them.
 //!
-//! The files are found from the program's own path, never from anything a
+//! The shipped file's rows are built into the program (`include_str!`), so
+//! the lists a program matches are always those of its own version: on a
+//! search head cluster or Splunk Cloud an upgrade may keep an older
+//! `abused_web_services.csv` on disk (app/README.md, "Pattern lists"), which
+//! then only affects what `| inputlookup` shows. The one file read is the
+//! admin's. It is found from the program's own path, never from anything a
 //! search says: the program lives in `<app>/bin/` or `<app>/<platform>/bin/`,
 //! so `<app>` is one or two folders above its own; the first ancestor (up to
-//! three, which also covers a cargo build folder inside the source tree)
-//! holding `lookups/abused_web_services.csv` is taken. Nothing else is opened.
-//! Without such a folder (a program run outside any app) the shipped file as
-//! it was when the program was built serves as the list, and there are no
-//! local changes. This is the only module that reads a file.
+//! three, which also covers a cargo build folder inside the source tree) whose
+//! `lookups/` holds the shipped file is the app, and its
+//! `lookups/abused_web_services_local.csv` is read if it exists. Without such a
+//! folder (a program run outside any app) there are no local changes. This is
+//! the only module that reads a file.
 
 use crate::error::Error;
 use std::path::{Path, PathBuf};
@@ -88,20 +93,20 @@ fn is_list_name(name: &str) -> bool {
 impl Lists {
     /// The lists of the app this program belongs to (see the module docs).
     pub fn load() -> Result<Lists, Error> {
+        let shipped = format!("lookups/{DEFAULT_FILE} (built into the program)");
         match lookups_dir() {
             Some(dir) => {
-                let default = dir.join(DEFAULT_FILE);
                 let local = dir.join(LOCAL_FILE);
                 // Anything at the local file's path must be readable: only
                 // its absence means "no local changes".
                 let local_text = if local.exists() { Some(read(&local)?) } else { None };
                 Lists::parse(
-                    &read(&default)?,
-                    &default.display().to_string(),
+                    BUILT_IN,
+                    &shipped,
                     local_text.as_deref().map(|t| (t, local.display().to_string())),
                 )
             }
-            None => Lists::parse(BUILT_IN, &format!("lookups/{DEFAULT_FILE} (built in)"), None),
+            None => Lists::parse(BUILT_IN, &shipped, None),
         }
     }
 
