@@ -52,14 +52,16 @@ reproducible: package
 	scripts/check_reproducible.sh
 
 ## Benchmarks side by side (cat, abusedweb, the splunklib peer; distributed=true against the
-## search-head-only run); writes benches/RESULTS.md.
+## search-head-only run; list=extended and 100,000 patterns against the six); writes benches/RESULTS.md.
 bench:
 	python3 benches/run.py
 	python3 benches/distributed.py --no-build
+	python3 benches/lists.py --no-build
 
 bench-quick:
 	python3 benches/run.py --quick --no-profile --no-micro
 	python3 benches/distributed.py --quick --no-build
+	python3 benches/lists.py --quick --no-build
 
 fuzz:
 	scripts/fuzz.sh long
