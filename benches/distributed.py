@@ -199,12 +199,7 @@ def report(results, commit, when):
         "search-head-only time; the slowest map is what the indexers add, in parallel, while they search.",
         END,
     ])
-    md = bench.RESULTS_MD.read_text() if bench.RESULTS_MD.exists() else ""
-    if BEGIN in md and END in md:
-        md = md[:md.index(BEGIN)] + body + md[md.index(END) + len(END):]
-    else:
-        md = md.rstrip("\n") + "\n\n" + body + "\n"
-    bench.RESULTS_MD.write_text(md)
+    bench.replace_section(BEGIN, END, body)
     return body
 
 

@@ -110,12 +110,7 @@ def report(results, commit, when):
         table(results),
         END,
     ])
-    md = bench.RESULTS_MD.read_text() if bench.RESULTS_MD.exists() else ""
-    if BEGIN in md and END in md:
-        md = md[:md.index(BEGIN)] + body + md[md.index(END) + len(END):]
-    else:
-        md = md.rstrip("\n") + "\n\n" + body + "\n"
-    bench.RESULTS_MD.write_text(md)
+    bench.replace_section(BEGIN, END, body)
     return body
 
 

@@ -497,6 +497,18 @@ def targets(results, by_name):
     return lines
 
 
+def replace_section(begin, end, body):
+    """Put `body` (which starts with `begin` and ends with `end`) into
+    RESULTS.md in place of the old section between those markers, or at the
+    end; the other scripts of `make bench` write their sections this way."""
+    md = RESULTS_MD.read_text() if RESULTS_MD.exists() else ""
+    if begin in md and end in md:
+        md = md[:md.index(begin)] + body + md[md.index(end) + len(end):]
+    else:
+        md = md.rstrip("\n") + "\n\n" + body + "\n"
+    RESULTS_MD.write_text(md)
+
+
 def kept_analysis():
     if RESULTS_MD.exists():
         text = RESULTS_MD.read_text()
@@ -560,6 +572,10 @@ def write_report(results, machine, prof, micro_rows, notes, commit, when):
     if notes:
         md += ["## Notes", ""] + [f"* {n}" for n in notes] + [""]
     md += ["## Where the time goes", "", kept_analysis(), ""]
+    # Sections the other scripts of `make bench` write stay until they
+    # rewrite them.
+    old = RESULTS_MD.read_text() if RESULTS_MD.exists() else ""
+    md += re.findall(r"<!-- (?:distributed|lists):begin.*?<!-- (?:distributed|lists):end -->", old, re.S)
     RESULTS_MD.write_text("\n".join(md))
     log(f"wrote {RESULTS_MD}")
     return md

@@ -31,15 +31,8 @@ use crate::protocol::metadata::{self, Action};
 use options::{Options, Phase};
 use std::io::{BufReader, Read, Write};
 
-/// The ESCU v1-v4 search's `by` fields, in output order (`Computer` is written as `dest`).
-pub const BY_FIELDS: [&str; 6] = [
-    "Image",
-    "QueryName",
-    "QueryStatus",
-    "process_name",
-    "QueryResults",
-    "Computer",
-];
+/// The ESCU v1-v4 search's `by` fields, in input order (`Computer` is written as `dest`).
+pub const BY_FIELDS: &[&str] = profile::V4.by_inputs;
 
 /// Result columns of the default search (ESCU v1-v4), in order.
 pub const RESULT_COLUMNS: [&str; 9] = [

@@ -12,8 +12,8 @@ pub struct Profile {
     pub escu_version: u8,
     /// By-fields as read from events, in `stats … by` order.
     pub by_inputs: &'static [&'static str],
-    /// The same fields as the result names them (after `rename`).
-    pub by_outputs: &'static [&'static str],
+    /// `(by-field index, result name)`: the search's `rename`.
+    pub renames: &'static [(usize, &'static str)],
     /// `(by-field index, value)` applied when an event has no value
     /// (`eval f=coalesce(f, value)`).
     pub coalesce: &'static [(usize, &'static str)],
@@ -38,14 +38,7 @@ pub const V4: Profile = Profile {
         "QueryResults",
         "Computer",
     ],
-    by_outputs: &[
-        "Image",
-        "QueryName",
-        "QueryStatus",
-        "process_name",
-        "QueryResults",
-        "dest",
-    ],
+    renames: &[(5, "dest")],
     coalesce: &[],
     times_before_count: false,
     list: "escu_v1",
@@ -76,25 +69,7 @@ pub const V13: Profile = Profile {
         "QueryResults",
         "QueryStatus",
     ],
-    by_outputs: &[
-        "answer",
-        "answer_count",
-        "dest",
-        "process_exec",
-        "process_guid",
-        "process_name",
-        "query",
-        "query_count",
-        "reply_code_id",
-        "signature",
-        "signature_id",
-        "src",
-        "user_id",
-        "vendor_product",
-        "QueryName",
-        "QueryResults",
-        "QueryStatus",
-    ],
+    renames: &[(2, "dest")],
     coalesce: &[(0, "none"), (1, "0")],
     times_before_count: true,
     list: "escu_v13",
@@ -121,7 +96,10 @@ impl Profile {
     /// Result columns: the by-fields, the aggregates in this version's
     /// order, then `category` and `matched_pattern` when `labelled`.
     pub fn result_columns(&self, labelled: bool) -> Vec<&'static str> {
-        let mut columns = self.by_outputs.to_vec();
+        let mut columns = self.by_inputs.to_vec();
+        for (i, name) in self.renames {
+            columns[*i] = name;
+        }
         if self.times_before_count {
             columns.extend(["firstTime", "lastTime", "count"]);
         } else {
@@ -141,12 +119,13 @@ mod tests {
     #[test]
     fn profiles_are_consistent() {
         for p in [V4, V13] {
-            assert_eq!(p.by_inputs.len(), p.by_outputs.len());
+            assert!(p.renames.iter().all(|(i, _)| *i < p.by_inputs.len()));
             assert_eq!(p.by_inputs[p.query_name], "QueryName");
             assert_eq!(Profile::of(p.escu_version), Some(p));
         }
         assert_eq!(V13.by_inputs.len(), 17);
         assert_eq!(V13.result_columns(false)[2], "dest");
+        assert_eq!(V4.result_columns(false), crate::command::RESULT_COLUMNS);
         assert_eq!(V13.result_columns(false)[17..], ["firstTime", "lastTime", "count"]);
         assert_eq!(Profile::of(5), None);
     }
