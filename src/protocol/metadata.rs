@@ -272,6 +272,14 @@ fn read_args(raw: &RawValue) -> Result<Vec<String>, String> {
     }
 }
 
+/// A reply's bytes, keys in sorted order whatever serde_json's features: a
+/// dependency of `abusedweb scan` (evtx) turns on `preserve_order`, and the
+/// replies must be the same bytes in every build.
+fn to_bytes(mut reply: serde_json::Value) -> Vec<u8> {
+    reply.sort_all_objects();
+    serde_json::to_vec(&reply).expect("serialising a JSON value cannot fail")
+}
+
 /// The getinfo answer of the reporting (reduce) phase: the fields it needs,
 /// and, for a distributed search, the map phase splunkd is to run first on
 /// the indexers (scp2.md §10).
@@ -280,14 +288,14 @@ pub fn getinfo_reply(required_fields: &[&str], streaming_preop: Option<&str>) ->
     if let Some(preop) = streaming_preop {
         reply["streaming_preop"] = json!(preop);
     }
-    serde_json::to_vec(&reply).expect("serialising a JSON value cannot fail")
+    to_bytes(reply)
 }
 
 /// The getinfo answer of the map phase: a streaming command, so splunkd runs
 /// it where the events are (scp2.md §18.6), sending only these fields.
 pub fn map_getinfo_reply(required_fields: &[&str]) -> Vec<u8> {
     let reply = json!({"type": "streaming", "required_fields": required_fields});
-    serde_json::to_vec(&reply).expect("serialising a JSON value cannot fail")
+    to_bytes(reply)
 }
 
 /// The answer to a non-final execute request.
@@ -338,7 +346,7 @@ pub fn final_reply(m: &Metrics) -> Vec<u8> {
             )
         ]]);
     }
-    serde_json::to_vec(&reply).expect("serialising a JSON value cannot fail")
+    to_bytes(reply)
 }
 
 /// A map phase's reply to one request: `finished` mirrored; the last one
@@ -357,7 +365,7 @@ pub fn map_reply(finished: bool, m: &Metrics) -> Vec<u8> {
     } else {
         json!({"finished": false})
     };
-    serde_json::to_vec(&reply).expect("serialising a JSON value cannot fail")
+    to_bytes(reply)
 }
 
 /// A fatal error reply: both `error` and an inspector ERROR message, so every
@@ -368,7 +376,7 @@ pub fn error_reply(text: &str) -> Vec<u8> {
         "error": text,
         "inspector": {"messages": [["ERROR", text]]}
     });
-    serde_json::to_vec(&reply).expect("serialising a JSON value cannot fail")
+    to_bytes(reply)
 }
 
 #[cfg(test)]
