@@ -99,12 +99,13 @@ CARGO_HOME_DIR=${CARGO_HOME:-$HOME/.cargo}
 # musl's default is a static executable (a static PIE on x86_64, a plain static
 # executable on aarch64, as the target specs say): no loader, no libc needed on
 # the host. --remap-path-prefix keeps the checkout and cargo paths out of panic
-# messages.
+# messages. --no-default-features: the app's programs are the search command only,
+# without the file front-end `abusedweb scan` (Cargo.toml, [features]).
 REMAP="--remap-path-prefix=$ROOT=/build/abusedweb --remap-path-prefix=$CARGO_HOME_DIR=/cargo"
 build() {
     local target=$1
     shift
-    RUSTFLAGS="${RUSTFLAGS:-} $REMAP $*" cargo build --release --locked --target "$target" --bin "$APP"
+    RUSTFLAGS="${RUSTFLAGS:-} $REMAP $*" cargo build --release --locked --no-default-features --target "$target" --bin "$APP"
 }
 build "$X86"
 # The toolchain's own lld links the aarch64 musl target with the musl CRT objects
@@ -190,7 +191,7 @@ LOOKUP=lookups/abused_web_services.csv
 STAGE=$(mktemp -d "${TMPDIR:-/tmp}/abusedweb-package.XXXXXX")
 trap 'rm -rf "$STAGE"' EXIT
 for target in "$X86" "$ARM" "$WIN"; do
-    cargo metadata --format-version 1 --locked --filter-platform "$target" >"$STAGE/metadata-$target.json"
+    cargo metadata --format-version 1 --locked --no-default-features --filter-platform "$target" >"$STAGE/metadata-$target.json"
 done
 SYSROOT=$(rustc --print sysroot)
 mkdir -p "$OUT_DIR"

@@ -15,6 +15,8 @@
 //! * [`command`]: the SCP v2 front-end: getinfo answer and execute loop
 //!   wiring the above together, and the command's arguments declared in one
 //!   table ([`command::options`]);
+//! * [`scan`]: the second front-end, `abusedweb scan FILE...`: the same
+//!   detection over EVTX, JSON and XmlWinEventLog files, outside Splunk;
 //! * [`guard`]: panics become error replies;
 //! * [`error`]: the error type whose text the user sees.
 
@@ -26,3 +28,4 @@ pub mod engine;
 pub mod error;
 pub mod guard;
 pub mod protocol;
+pub mod scan;

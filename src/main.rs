@@ -1,10 +1,15 @@
-//! Entry point: splunkd spawns this program and talks to it over stdin and
-//! stdout. Everything happens in the library; this only wires the pipes.
+//! Entry point: splunkd spawns this program with no arguments and talks to
+//! it over stdin and stdout; `abusedweb scan FILE...` is the file front-end
+//! for responders without Splunk. Everything happens in the library; this
+//! only picks the front-end and wires the pipes.
 
 use std::io::{self, Write};
 
 fn main() {
     abusedweb::guard::install_quiet_hook();
+    if let Some(args) = abusedweb::scan::requested() {
+        std::process::exit(abusedweb::scan::main(args));
+    }
     let stdin = io::stdin().lock();
     let mut stdout = io::stdout().lock();
     let code = abusedweb::guard::run_guarded(&mut stdout, |out| abusedweb::command::run(stdin, out));

@@ -1,0 +1,347 @@
+//! The scan front-end's command line, the loop feeding the engine, and the
+//! three output formats.
+
+use super::{read, record};
+use crate::command::lists::Lists;
+use crate::command::options::Options;
+use crate::engine::{Engine, EventError};
+use clap::{Parser, ValueEnum};
+use read::{Item, Unread};
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+
+/// Output format of the result rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// An aligned text table, firstTime/lastTime in ISO 8601 UTC.
+    Table,
+    /// CSV, exactly the command's result body (epoch-seconds times).
+    Csv,
+    /// One JSON object per row (epoch-seconds times, as the command gives them).
+    Jsonl,
+}
+
+/// `abusedweb scan`'s command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "abusedweb scan",
+    about = "Run ESCU's Windows Abused Web Services detection (T1102) over Sysmon logs: \
+             EVTX, JSON (lines, Sigma, Winlogbeat) and XmlWinEventLog files, gzip or not",
+    version
+)]
+pub struct Cli {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+    /// Space-separated Splunk wildcards (one argument), replacing the list, as `patterns=`.
+    #[arg(long)]
+    pub patterns: Option<String>,
+    /// A pattern list of the app's lookup (escu_v1, escu_v13, extended, or your own), as `list=`.
+    #[arg(long)]
+    pub list: Option<String>,
+    /// Which ESCU search to reproduce (4 or 13), as `escu_version=`.
+    #[arg(long, value_parser = ["4", "13"])]
+    pub escu_version: Option<String>,
+    /// Exit with status 1 when any row matched.
+    #[arg(long)]
+    pub fail_on_match: bool,
+    /// No warnings or summary on stderr (errors still).
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Files or folders (read recursively); each file's format is told from its content.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+}
+
+/// Run `abusedweb scan` with `args` (the program name first, `scan` second)
+/// and return the exit status: 0, 1 (`--fail-on-match` and a match), 2
+/// (usage error or unreadable input).
+pub fn main(args: Vec<OsString>) -> i32 {
+    let args = std::iter::once(OsString::from("abusedweb scan")).chain(args.into_iter().skip(2));
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return e.exit_code();
+        }
+    };
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    run(&cli, &mut stdout.lock(), &mut stderr.lock())
+}
+
+/// The command's options from the scan flags, through the command's own
+/// parser (the same validation and messages).
+pub fn options(cli: &Cli) -> Result<Options, crate::error::Error> {
+    let mut args = Vec::new();
+    if let Some(p) = &cli.patterns {
+        args.push(format!("patterns={p}"));
+    }
+    if let Some(l) = &cli.list {
+        args.push(format!("list={l}"));
+    }
+    if let Some(v) = &cli.escu_version {
+        args.push(format!("escu_version={v}"));
+    }
+    let mut opts = Options::parse(&args)?;
+    if opts.needs_lists() {
+        opts.apply_lists(&Lists::load()?)?;
+    }
+    Ok(opts)
+}
+
+/// Every file under `paths` (folders recursively, in name order).
+fn files(paths: &[PathBuf], err: &mut dyn Write, unreadable: &mut bool) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut entries: Vec<PathBuf> = match std::fs::read_dir(p) {
+                Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+                Err(e) => {
+                    let _ = writeln!(err, "abusedweb scan: {}: {e}", p.display());
+                    *unreadable = true;
+                    continue;
+                }
+            };
+            entries.sort();
+            out.extend(files(&entries, err, unreadable));
+        } else {
+            out.push(p.clone());
+        }
+    }
+    out
+}
+
+/// Scan `cli.paths` and write the result to `out`, warnings to `err`.
+pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let opts = match options(cli) {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = writeln!(err, "abusedweb scan: {e}");
+            return 2;
+        }
+    };
+    let fields = crate::command::required_fields(&opts);
+    let match_slot = fields
+        .iter()
+        .position(|f| *f == opts.field)
+        .expect("required_fields lists the match field");
+    let grouping = opts.profile.grouping();
+    let mut engine = Engine::new(&opts.matcher, match_slot, opts.max_groups, &grouping);
+    let mut unreadable = false;
+    let mut records = 0u64;
+    let mut fatal: Option<String> = None;
+    for path in files(&cli.paths, err, &mut unreadable) {
+        let name = path.display().to_string();
+        let mut warn = |w: &str| {
+            if !cli.quiet {
+                let _ = writeln!(err, "abusedweb scan: warning: {name}: {w}");
+            }
+        };
+        let mut each = |item: Item| match item {
+            Item::Record(s) => {
+                if fatal.is_some() {
+                    return;
+                }
+                records += 1;
+                let slotted = record::Slotted::new(&s, &fields);
+                match engine.offer(&slotted) {
+                    Ok(()) => {}
+                    Err(EventError::Limit(m)) => fatal = Some(m),
+                    Err(EventError::BrokenMultivalue { slot, at }) => {
+                        warn(&format!("field {} broken at byte {at}", fields[slot]))
+                    }
+                }
+            }
+            Item::Warning(w) => warn(&w),
+        };
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read::read_file(&path, &mut each)));
+        match result {
+            Ok(Ok(_)) => {}
+            Ok(Err(Unread::Io(e))) => {
+                let _ = writeln!(err, "abusedweb scan: {name}: {e}");
+                unreadable = true;
+            }
+            Ok(Err(Unread::Unknown)) => {
+                if !cli.quiet {
+                    let _ = writeln!(err, "abusedweb scan: skipped {name}: not EVTX, JSON or XmlWinEventLog");
+                }
+            }
+            Err(_) => {
+                let _ = writeln!(
+                    err,
+                    "abusedweb scan: warning: {name}: the reader failed (a bug); the rest of this file is skipped"
+                );
+            }
+        }
+        if let Some(m) = &fatal {
+            let _ = writeln!(err, "abusedweb scan: {m}");
+            return 2;
+        }
+    }
+    let profile = &opts.profile;
+    let labels = opts
+        .categories
+        .as_deref()
+        .map(|c| (&opts.matcher, &opts.patterns[..], c, profile.query_name));
+    let columns = profile.result_columns(labels.is_some());
+    let mut csv = Vec::new();
+    let rows = crate::command::write_groups(engine.stats(), &columns, profile.times_before_count, labels, &mut csv);
+    let written = match cli.format {
+        OutputFormat::Csv => out.write_all(&csv),
+        OutputFormat::Table => write_table(&csv, &columns, out),
+        OutputFormat::Jsonl => write_jsonl(&csv, out),
+    };
+    match written.and_then(|()| out.flush()) {
+        // `abusedweb scan … | head`: the reader has what it wanted
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => {
+            let _ = writeln!(err, "abusedweb scan: writing the result: {e}");
+            return 2;
+        }
+        Ok(()) => {}
+    }
+    if !cli.quiet {
+        let c = engine.counters();
+        let _ = writeln!(
+            err,
+            "abusedweb scan: {records} DNS-query records, {} matched, {rows} rows",
+            c.events_matched
+        );
+    }
+    if unreadable {
+        2
+    } else if cli.fail_on_match && rows > 0 {
+        1
+    } else {
+        0
+    }
+}
+
+/// The command's CSV result body as rows of text.
+fn csv_rows(csv: &[u8]) -> Vec<Vec<String>> {
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).from_reader(csv);
+    reader
+        .byte_records()
+        .filter_map(Result::ok)
+        .map(|r| r.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect())
+        .collect()
+}
+
+/// An aligned table of the result rows, times in ISO 8601 UTC.
+fn write_table(csv: &[u8], columns: &[&str], out: &mut dyn Write) -> std::io::Result<()> {
+    let mut rows = csv_rows(csv);
+    if rows.is_empty() {
+        rows.push(columns.iter().map(|c| c.to_string()).collect());
+    }
+    let header = rows[0].clone();
+    for row in rows.iter_mut().skip(1) {
+        for (cell, name) in row.iter_mut().zip(&header) {
+            if name == "firstTime" || name == "lastTime" {
+                if let Some(iso) = iso8601(cell) {
+                    *cell = iso;
+                }
+            }
+        }
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in &rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(cell);
+                line.extend(std::iter::repeat_n(' ', widths[i] - cell.chars().count() + 2));
+            }
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+/// One JSON object per result row; `count` a number, every other value the
+/// command's text.
+fn write_jsonl(csv: &[u8], out: &mut dyn Write) -> std::io::Result<()> {
+    let rows = csv_rows(csv);
+    let Some((header, rows)) = rows.split_first() else {
+        return Ok(());
+    };
+    for row in rows {
+        let mut obj = serde_json::Map::new();
+        for (name, cell) in header.iter().zip(row) {
+            let v = match (name.as_str(), cell.parse::<u64>()) {
+                ("count", Ok(n)) => serde_json::Value::from(n),
+                _ => serde_json::Value::from(cell.as_str()),
+            };
+            obj.insert(name.clone(), v);
+        }
+        writeln!(out, "{}", serde_json::Value::Object(obj))?;
+    }
+    Ok(())
+}
+
+/// Epoch seconds text (`1616588712.840`) as ISO 8601 UTC
+/// (`2021-03-24T12:25:12.840Z`), the fraction kept as written.
+pub fn iso8601(epoch: &str) -> Option<String> {
+    let (secs, frac) = match epoch.split_once('.') {
+        Some((s, f)) => (s, Some(f)),
+        None => (epoch, None),
+    };
+    let secs: i64 = secs.parse().ok()?;
+    if frac.is_some_and(|f| f.is_empty() || !f.bytes().all(|b| b.is_ascii_digit())) {
+        return None;
+    }
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let frac = frac.map(|f| format!(".{f}")).unwrap_or_default();
+    Some(format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}{frac}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    ))
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard
+/// Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_round_trip() {
+        assert_eq!(iso8601("1616588712.840").unwrap(), "2021-03-24T12:25:12.840Z");
+        assert_eq!(iso8601("0").unwrap(), "1970-01-01T00:00:00Z");
+        assert_eq!(iso8601("x"), None);
+        for s in [
+            "2000-02-29 23:59:59.5",
+            "2024-12-31 00:00:00",
+            "1999-01-01 12:00:00.001",
+        ] {
+            let e = record::epoch_text(s).unwrap();
+            assert_eq!(iso8601(&e).unwrap().replace('T', " ").trim_end_matches('Z'), s);
+        }
+    }
+}

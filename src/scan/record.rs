@@ -1,0 +1,497 @@
+//! One Sysmon DNS-query record as `scan` found it in a file, its fields
+//! extracted as the Splunk Sysmon add-on extracts them for EventCode 22
+//! (detection.md section 6), and handed to the engine by slot.
+
+use crate::codec::multivalue;
+use crate::engine::{Event, Field};
+use serde_json::Value;
+use std::borrow::Cow;
+
+/// The raw Sysmon fields of one EventID 22 record, before the add-on's
+/// derived fields; every value as text, `None` when the record has none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sysmon {
+    /// `Image`.
+    pub image: Option<String>,
+    /// `QueryName`.
+    pub query_name: Option<String>,
+    /// `QueryStatus`.
+    pub query_status: Option<String>,
+    /// `QueryResults`.
+    pub query_results: Option<String>,
+    /// System `Computer` (the OTRF layout calls it `Hostname`).
+    pub computer: Option<String>,
+    /// `UtcTime`, e.g. `2021-03-24 12:25:12.840`.
+    pub utc_time: Option<String>,
+    /// `ProcessGuid`.
+    pub process_guid: Option<String>,
+    /// System `Security UserID` SID.
+    pub user_id: Option<String>,
+}
+
+/// Why a record was not counted, or what in it was doubtful.
+pub type Problem = String;
+
+/// Is the text a Sysmon EventID 22? `id` as found; `provider` the provider,
+/// channel or source name when the record has one.
+fn is_sysmon_dns(id: Option<&str>, provider: Option<&str>) -> bool {
+    id.map(str::trim) == Some("22") && provider.is_none_or(|p| p.contains("Sysmon"))
+}
+
+/// A JSON value as text: strings as they are, numbers and booleans as
+/// written; `Err` for arrays and objects (a wrong type).
+fn json_text(v: &Value) -> Result<Option<String>, ()> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s.clone())),
+        Value::Number(n) => Ok(Some(n.to_string())),
+        Value::Bool(b) => Ok(Some(b.to_string())),
+        // evtx's `{"#text": 22, "#attributes": {...}}` for an element with attributes
+        Value::Object(o) => match o.get("#text") {
+            Some(t) => json_text(t),
+            None => Err(()),
+        },
+        Value::Array(_) => Err(()),
+    }
+}
+
+fn get<'v>(v: &'v Value, path: &[&str]) -> Option<&'v Value> {
+    path.iter().try_fold(v, |v, k| v.get(k))
+}
+
+/// Extract a record from one JSON object: the flat OTRF/Mordor layout
+/// (`EventID`, `QueryName`, `Hostname`… at the top), the evtx crate's and
+/// Sigma's rendering (`Event.System`, `Event.EventData`) and Winlogbeat's
+/// (`winlog.event_id`, `winlog.event_data`). `Ok(None)`: not a Sysmon
+/// EventID 22; `Err`: a field of the wrong type.
+pub fn from_json(v: &Value) -> Result<Option<Sysmon>, Problem> {
+    let text = |field: &str, path: &[&str]| -> Result<Option<String>, Problem> {
+        match get(v, path) {
+            None => Ok(None),
+            Some(x) => json_text(x).map_err(|()| format!("field {field} is not a string or number")),
+        }
+    };
+    let first = |field: &str, paths: &[&[&str]]| -> Result<Option<String>, Problem> {
+        for p in paths {
+            if let Some(t) = text(field, p)? {
+                return Ok(Some(t));
+            }
+        }
+        Ok(None)
+    };
+    let id = first(
+        "EventID",
+        &[
+            &["Event", "System", "EventID"],
+            &["winlog", "event_id"],
+            &["EventID"],
+            &["event_id"],
+        ],
+    )?;
+    let provider = first(
+        "Provider",
+        &[
+            &["Event", "System", "Provider", "#attributes", "Name"],
+            &["winlog", "provider_name"],
+            &["SourceName"],
+            &["Channel"],
+        ],
+    )?;
+    if !is_sysmon_dns(id.as_deref(), provider.as_deref()) {
+        return Ok(None);
+    }
+    let data = |name: &str| -> Result<Option<String>, Problem> {
+        first(
+            name,
+            &[&["Event", "EventData", name], &["winlog", "event_data", name], &[name]],
+        )
+    };
+    Ok(Some(Sysmon {
+        image: data("Image")?,
+        query_name: data("QueryName")?,
+        query_status: data("QueryStatus")?,
+        query_results: data("QueryResults")?,
+        computer: first(
+            "Computer",
+            &[
+                &["Event", "System", "Computer"],
+                &["winlog", "computer_name"],
+                &["Computer"],
+                &["Hostname"],
+            ],
+        )?,
+        utc_time: data("UtcTime")?,
+        process_guid: data("ProcessGuid")?,
+        user_id: first(
+            "UserID",
+            &[
+                &["Event", "System", "Security", "#attributes", "UserID"],
+                &["winlog", "user", "identifier"],
+                &["UserID"],
+            ],
+        )?,
+    }))
+}
+
+/// Decode XML's five predefined entities and character references
+/// (`&lt;unknown process&gt;` becomes `<unknown process>`, the value EVTX
+/// and JSON give for the same event). A broken reference is kept as written
+/// and reported.
+pub fn decode_entities(s: &str) -> Result<Cow<'_, str>, (String, Problem)> {
+    if !s.contains('&') {
+        return Ok(Cow::Borrowed(s));
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    let mut broken = None;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        let decoded = rest[1..].find(';').filter(|&j| j <= 10).and_then(|j| {
+            let name = &rest[1..1 + j];
+            let c = match name {
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "amp" => Some('&'),
+                "quot" => Some('"'),
+                "apos" => Some('\''),
+                _ => {
+                    let n = if let Some(h) = name.strip_prefix("#x").or_else(|| name.strip_prefix("#X")) {
+                        u32::from_str_radix(h, 16).ok()
+                    } else if let Some(d) = name.strip_prefix('#') {
+                        d.parse().ok()
+                    } else {
+                        None
+                    };
+                    n.and_then(char::from_u32)
+                }
+            };
+            c.map(|c| (c, j + 2))
+        });
+        match decoded {
+            Some((c, len)) => {
+                out.push(c);
+                rest = &rest[len..];
+            }
+            None => {
+                broken.get_or_insert_with(|| {
+                    format!(
+                        "broken XML entity \"{}\" kept as written",
+                        crate::error::excerpt(rest.as_bytes(), 12)
+                    )
+                });
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    match broken {
+        None => Ok(Cow::Owned(out)),
+        Some(p) => Err((out, p)),
+    }
+}
+
+/// The text between `open` (up to its `>`) and the next `<`, in `xml`.
+fn element_text<'x>(xml: &'x str, open: &str) -> Option<&'x str> {
+    let mut from = 0;
+    loop {
+        let i = from + xml[from..].find(open)?;
+        let after = &xml[i + open.len()..];
+        // `<EventID>` or `<EventID Qualifiers=…>`, not `<EventIDx>`
+        if after.starts_with('>') || after.starts_with(' ') {
+            let gt = after.find('>')?;
+            if after[..gt].ends_with('/') {
+                return Some("");
+            }
+            let body = &after[gt + 1..];
+            return Some(&body[..body.find('<').unwrap_or(body.len())]);
+        }
+        from = i + open.len();
+    }
+}
+
+/// The value of attribute `name` in the first element starting with `open`.
+fn attribute<'x>(xml: &'x str, open: &str, name: &str) -> Option<&'x str> {
+    let i = xml.find(open)?;
+    let tag = &xml[i..i + xml[i..].find('>')?];
+    let j = tag.find(&format!("{name}="))? + name.len() + 1;
+    let quote = tag[j..].chars().next()?;
+    if quote != '\'' && quote != '"' {
+        return None;
+    }
+    let v = &tag[j + 1..];
+    Some(&v[..v.find(quote)?])
+}
+
+/// Extract a record from one `<Event …>…</Event>` of XmlWinEventLog text
+/// (as a forwarder ships it with `renderXml=true`). `Ok(None)`: not a
+/// Sysmon EventID 22; the problems are warnings (broken entities), the
+/// record is still counted.
+pub fn from_xml(xml: &str) -> (Option<Sysmon>, Vec<Problem>) {
+    let mut problems = Vec::new();
+    let id = element_text(xml, "<EventID");
+    let provider = attribute(xml, "<Provider ", "Name");
+    if !is_sysmon_dns(id, provider) {
+        return (None, problems);
+    }
+    let mut decode = |raw: Option<&str>| -> Option<String> {
+        let raw = raw?;
+        Some(match decode_entities(raw) {
+            Ok(s) => s.into_owned(),
+            Err((s, p)) => {
+                problems.push(p);
+                s
+            }
+        })
+    };
+    let mut data = |name: &str| -> Option<String> {
+        let mut from = 0;
+        while let Some(i) = xml[from..].find("<Data Name=") {
+            let start = from + i;
+            let tag_end = start + xml[start..].find('>')?;
+            let tag = &xml[start + 11..tag_end];
+            from = tag_end;
+            // bytes, not str: the quote may be any character (found by fuzzing)
+            let quoted = tag.trim_end_matches('/').as_bytes();
+            if quoted.len() >= 2 && &quoted[1..quoted.len() - 1] == name.as_bytes() {
+                if tag.ends_with('/') {
+                    return None;
+                }
+                let body = &xml[tag_end + 1..];
+                return decode(Some(&body[..body.find("</Data>").unwrap_or(body.len())]));
+            }
+        }
+        None
+    };
+    let mut s = Sysmon {
+        image: data("Image"),
+        query_name: data("QueryName"),
+        query_status: data("QueryStatus"),
+        query_results: data("QueryResults"),
+        computer: None,
+        utc_time: data("UtcTime"),
+        process_guid: data("ProcessGuid"),
+        user_id: None,
+    };
+    s.computer = decode(element_text(xml, "<Computer"));
+    s.user_id = decode(attribute(xml, "<Security ", "UserID"));
+    (Some(s), problems)
+}
+
+/// `UtcTime` (`YYYY-MM-DD hh:mm:ss[.fff]`, UTC) as epoch seconds text, the
+/// fraction kept as written: `2021-03-24 12:25:12.840` → `1616588712.840`.
+pub fn epoch_text(utc: &str) -> Option<String> {
+    let b = utc.trim().as_bytes();
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !(b[10] == b' ' || b[10] == b'T')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let s = std::str::from_utf8(&b[r]).ok()?;
+        s.bytes().all(|c| c.is_ascii_digit()).then(|| s.parse().ok())?
+    };
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    let rest = &b[19..];
+    let fraction = match rest {
+        [] | [b'Z'] => "",
+        [b'.', digits @ ..] => {
+            let digits = digits.strip_suffix(b"Z").unwrap_or(digits);
+            if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            std::str::from_utf8(&rest[..1 + digits.len()]).ok()?
+        }
+        _ => return None,
+    };
+    let secs = days_from_civil(y, m, d) * 86_400 + hh * 3600 + mm * 60 + ss;
+    Some(format!("{secs}{fraction}"))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+/// `days_from_civil`).
+pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The add-on's `answer` values: `(type:\s+\d+\s+|)([^;]+);` repeated over
+/// `QueryResults` (each `;`-terminated non-empty piece, its `type:  N `
+/// prefix dropped); none for `-`.
+pub fn answers(query_results: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut pieces: Vec<&str> = query_results.split(';').collect();
+    pieces.pop(); // the text after the last `;` is not `;`-terminated
+    for piece in pieces {
+        if piece.is_empty() {
+            continue;
+        }
+        out.push(strip_type(piece).unwrap_or(piece));
+    }
+    out
+}
+
+/// `type:\s+\d+\s+` at the start of `piece` removed, if something follows.
+fn strip_type(piece: &str) -> Option<&str> {
+    let r = piece.strip_prefix("type:")?;
+    let t = r.trim_start_matches(|c: char| c.is_ascii_whitespace());
+    if t.len() == r.len() {
+        return None;
+    }
+    let u = t.trim_start_matches(|c: char| c.is_ascii_digit());
+    if u.len() == t.len() {
+        return None;
+    }
+    let v = u.trim_start_matches(|c: char| c.is_ascii_whitespace());
+    (v.len() < u.len() && !v.is_empty()).then_some(v)
+}
+
+/// The basename of `Image` after its last backslash (unchanged without one).
+pub fn basename(image: &str) -> &str {
+    image.rsplit('\\').next().unwrap_or(image)
+}
+
+/// One field value of a slotted record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Value2 {
+    Absent,
+    Single(Vec<u8>),
+    Multi(Vec<u8>),
+}
+
+/// A record laid out in the engine's slots (`_time`, the by-fields, the
+/// match field), the values owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slotted {
+    values: Vec<Value2>,
+}
+
+impl Slotted {
+    /// Lay `s` out in the slots of `fields` (the command's `required_fields`).
+    pub fn new(s: &Sysmon, fields: &[&str]) -> Slotted {
+        let values = fields.iter().map(|name| value_of(s, name)).collect();
+        Slotted { values }
+    }
+}
+
+fn single(v: Option<&str>) -> Value2 {
+    match v {
+        Some(v) if !v.is_empty() => Value2::Single(v.as_bytes().to_vec()),
+        _ => Value2::Absent,
+    }
+}
+
+/// The field `name` as the Splunk add-on gives it for this record.
+fn value_of(s: &Sysmon, name: &str) -> Value2 {
+    let image_base = s.image.as_deref().map(basename);
+    let answers = || s.query_results.as_deref().map(answers).unwrap_or_default();
+    match name {
+        "_time" => single(s.utc_time.as_deref().and_then(epoch_text).as_deref()),
+        "Image" => single(s.image.as_deref()),
+        "QueryName" | "query" => single(s.query_name.as_deref()),
+        "QueryStatus" | "reply_code_id" => single(s.query_status.as_deref()),
+        "QueryResults" => single(s.query_results.as_deref()),
+        "Computer" | "dvc" | "src" => single(s.computer.as_deref()),
+        "process_name" | "process_exec" => single(image_base),
+        "process_guid" => single(s.process_guid.as_deref()),
+        "user_id" => single(s.user_id.as_deref()),
+        "query_count" => single(s.query_name.as_deref().filter(|q| !q.is_empty()).map(|_| "1")),
+        "signature" => single(Some("DNSEvent (DNS query)")),
+        "signature_id" => single(Some("22")),
+        "vendor_product" => single(Some("Microsoft Sysmon")),
+        "answer" => {
+            let a = answers();
+            match a.len() {
+                0 => Value2::Absent,
+                1 => single(Some(a[0])),
+                _ => {
+                    let mut enc = Vec::new();
+                    multivalue::encode(a.iter().map(|v| v.as_bytes()), &mut enc);
+                    Value2::Multi(enc)
+                }
+            }
+        }
+        "answer_count" => {
+            let n = answers().len();
+            if n == 0 {
+                Value2::Absent
+            } else {
+                Value2::Single(n.to_string().into_bytes())
+            }
+        }
+        _ => Value2::Absent,
+    }
+}
+
+impl Event for Slotted {
+    fn field(&self, slot: usize) -> Field<'_> {
+        match self.values.get(slot) {
+            None | Some(Value2::Absent) => Field::Absent,
+            Some(Value2::Single(v)) => Field::Single(Cow::Borrowed(v)),
+            Some(Value2::Multi(v)) => Field::Multi(Cow::Borrowed(v)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times() {
+        assert_eq!(epoch_text("2021-03-24 12:25:12.840").unwrap(), "1616588712.840");
+        assert_eq!(epoch_text("1970-01-01 00:00:00").unwrap(), "0");
+        assert_eq!(epoch_text("2023-11-14 22:13:20.123").unwrap(), "1700000000.123");
+        assert_eq!(epoch_text("garbage"), None);
+    }
+
+    #[test]
+    fn answer_split() {
+        assert_eq!(answers("-"), Vec::<&str>::new());
+        assert_eq!(
+            answers("type:  5 github.map.fastly.net;::ffff:1.2.3.4;"),
+            ["github.map.fastly.net", "::ffff:1.2.3.4"]
+        );
+        assert_eq!(answers("10.23.42.38;"), ["10.23.42.38"]);
+        assert_eq!(answers("a;;b"), ["a"]);
+    }
+
+    #[test]
+    fn entities() {
+        assert_eq!(decode_entities("&lt;unknown process&gt;").unwrap(), "<unknown process>");
+        assert_eq!(decode_entities("a&#65;&#x42;").unwrap(), "aAB");
+        let (s, p) = decode_entities("a & b &bogus;").unwrap_err();
+        assert_eq!(s, "a & b &bogus;");
+        assert!(p.contains("broken XML entity"));
+    }
+
+    #[test]
+    fn xml_record() {
+        let x = "<Event xmlns='x'><System><Provider Name='Microsoft-Windows-Sysmon' Guid='{5}'/><EventID>22</EventID><Computer>h</Computer><Security UserID='S-1-5-18'/></System><EventData><Data Name='UtcTime'>2021-03-24 12:25:12.840</Data><Data Name='QueryName'>a.pastebin.com</Data><Data Name='QueryResults'/><Data Name='Image'>&lt;unknown process&gt;</Data></EventData></Event>";
+        let (s, p) = from_xml(x);
+        let s = s.unwrap();
+        assert!(p.is_empty());
+        assert_eq!(s.query_name.as_deref(), Some("a.pastebin.com"));
+        assert_eq!(s.image.as_deref(), Some("<unknown process>"));
+        assert_eq!(s.query_results, None);
+        assert_eq!(s.computer.as_deref(), Some("h"));
+        assert_eq!(s.user_id.as_deref(), Some("S-1-5-18"));
+        assert_eq!(from_xml(&x.replace(">22<", ">1<")).0, None);
+        // a multibyte character where the closing quote belongs
+        let odd = x.replace("'QueryName'", "'QueryName\u{FFFD}");
+        assert_eq!(from_xml(&odd).0.unwrap().query_name, None);
+    }
+}
