@@ -310,3 +310,29 @@ fn usage_errors_and_unreadable_inputs_exit_2() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("--fail-on-match"));
 }
+
+#[test]
+fn files_read_in_parallel_give_the_same_rows_in_any_order() {
+    let dir = fixtures();
+    let mut files: Vec<String> = EID22[..13]
+        .iter()
+        .map(|(f, _)| dir.join(f).to_str().unwrap().to_string())
+        .collect();
+    let run = |files: &[String]| {
+        let mut args = vec!["--patterns", "*", "--format", "csv", "-q"];
+        args.extend(files.iter().map(String::as_str));
+        let out = scan(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        out.stdout
+    };
+    let forward = run(&files);
+    files.reverse();
+    assert_eq!(run(&files), forward);
+    // the folder, read recursively: the README file is skipped, the rows are the same
+    let out = scan(&["--patterns", "*", "--format", "csv", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.stdout, forward);
+    let err = stderr(&out);
+    assert!(err.contains("skipped") && err.contains("README.md"), "{err}");
+    assert!(err.contains("663 DNS-query records, 663 matched"), "{err}");
+}

@@ -9,7 +9,8 @@ use clap::{Parser, ValueEnum};
 use read::{Item, Unread};
 use std::ffi::OsString;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Output format of the result rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -128,57 +129,81 @@ pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         .position(|f| *f == opts.field)
         .expect("required_fields lists the match field");
     let grouping = opts.profile.grouping();
-    let mut engine = Engine::new(&opts.matcher, match_slot, opts.max_groups, &grouping);
     let mut unreadable = false;
+    let paths = files(&cli.paths, err, &mut unreadable);
+    // Files are read in parallel, each worker with its own engine; the
+    // workers' groups are then merged as the command merges a map phase's
+    // partial rows (counts add, time extremes compete), so the rows do not
+    // depend on how files were shared out. Messages are written afterwards,
+    // in file order.
+    let workers = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(paths.len())
+        .max(1);
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let worker = || {
+        let mut engine = Engine::new(&opts.matcher, match_slot, opts.max_groups, &grouping);
+        let mut reports = Vec::new();
+        let mut records = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(path) = paths.get(i) else { break };
+            let (report, n) = read_one(path, &mut engine, &fields, cli.quiet);
+            if report.fatal.is_some() {
+                stop.store(true, Ordering::Relaxed);
+            }
+            records += n;
+            reports.push((i, report));
+        }
+        (engine, reports, records)
+    };
+    let results: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers).map(|_| scope.spawn(worker)).collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .expect("a worker panics only through a reader, which is caught")
+            })
+            .collect()
+    });
+    let mut engine = Engine::new(&opts.matcher, match_slot, opts.max_groups, &grouping);
+    let mut reports: Vec<(usize, Report)> = Vec::new();
     let mut records = 0u64;
+    let mut matched = 0u64;
     let mut fatal: Option<String> = None;
-    for path in files(&cli.paths, err, &mut unreadable) {
-        let name = path.display().to_string();
-        let mut warn = |w: &str| {
-            if !cli.quiet {
-                let _ = writeln!(err, "abusedweb scan: warning: {name}: {w}");
-            }
-        };
-        let mut each = |item: Item| match item {
-            Item::Record(s) => {
-                if fatal.is_some() {
-                    return;
-                }
-                records += 1;
-                let slotted = record::Slotted::new(&s, &fields);
-                match engine.offer(&slotted) {
-                    Ok(()) => {}
-                    Err(EventError::Limit(m)) => fatal = Some(m),
-                    Err(EventError::BrokenMultivalue { slot, at }) => {
-                        warn(&format!("field {} broken at byte {at}", fields[slot]))
-                    }
-                }
-            }
-            Item::Warning(w) => warn(&w),
-        };
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read::read_file(&path, &mut each)));
-        match result {
-            Ok(Ok(_)) => {}
-            Ok(Err(Unread::Io(e))) => {
-                let _ = writeln!(err, "abusedweb scan: {name}: {e}");
-                unreadable = true;
-            }
-            Ok(Err(Unread::Unknown)) => {
-                if !cli.quiet {
-                    let _ = writeln!(err, "abusedweb scan: skipped {name}: not EVTX, JSON or XmlWinEventLog");
-                }
-            }
-            Err(_) => {
-                let _ = writeln!(
-                    err,
-                    "abusedweb scan: warning: {name}: the reader failed (a bug); the rest of this file is skipped"
-                );
+    for (part, part_reports, n) in results {
+        records += n;
+        matched += part.counters().events_matched;
+        reports.extend(part_reports);
+        for g in part.stats().sorted() {
+            let key: Vec<&[u8]> = (0..grouping.fields).map(|i| g.field(i)).collect();
+            let first = Some(g.first()).filter(|t| !t.is_empty());
+            let last = Some(g.last()).filter(|t| !t.is_empty());
+            if let Err(e) = engine.merge(&key, g.count(), first, last) {
+                let m = match e {
+                    EventError::Limit(m) => m,
+                    other => format!("{other:?}"),
+                };
+                fatal.get_or_insert(m);
+                break;
             }
         }
-        if let Some(m) = &fatal {
-            let _ = writeln!(err, "abusedweb scan: {m}");
-            return 2;
+    }
+    reports.sort_by_key(|(i, _)| *i);
+    for (_, report) in &reports {
+        for line in &report.lines {
+            let _ = writeln!(err, "{line}");
         }
+        unreadable |= report.unreadable;
+        if fatal.is_none() {
+            fatal.clone_from(&report.fatal);
+        }
+    }
+    if let Some(m) = &fatal {
+        let _ = writeln!(err, "abusedweb scan: {m}");
+        return 2;
     }
     let profile = &opts.profile;
     let labels = opts
@@ -203,11 +228,9 @@ pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         Ok(()) => {}
     }
     if !cli.quiet {
-        let c = engine.counters();
         let _ = writeln!(
             err,
-            "abusedweb scan: {records} DNS-query records, {} matched, {rows} rows",
-            c.events_matched
+            "abusedweb scan: {records} DNS-query records, {matched} matched, {rows} rows"
         );
     }
     if unreadable {
@@ -217,6 +240,78 @@ pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     } else {
         0
     }
+}
+
+/// Most warnings written for one file; the rest are counted.
+pub const MAX_WARNINGS_PER_FILE: usize = 100;
+
+/// What reading one file left to say.
+#[derive(Debug, Default)]
+struct Report {
+    /// Lines for stderr (warnings, a skip, an error), in order.
+    lines: Vec<String>,
+    /// The file could not be opened or read.
+    unreadable: bool,
+    /// An engine limit was reached: the scan stops.
+    fatal: Option<String>,
+}
+
+/// Read the file at `path` into `engine`; returns what to say and the
+/// number of DNS-query records read.
+fn read_one(path: &Path, engine: &mut Engine<'_>, fields: &[&str], quiet: bool) -> (Report, u64) {
+    let name = path.display().to_string();
+    let mut report = Report::default();
+    let mut warnings = 0usize;
+    let mut records = 0u64;
+    let mut warn = |lines: &mut Vec<String>, w: &str| {
+        warnings += 1;
+        if !quiet && warnings <= MAX_WARNINGS_PER_FILE {
+            lines.push(format!("abusedweb scan: warning: {name}: {w}"));
+        }
+    };
+    let mut each = |item: Item| match item {
+        Item::Record(s) => {
+            if report.fatal.is_some() {
+                return;
+            }
+            records += 1;
+            let slotted = record::Slotted::new(&s, fields);
+            match engine.offer(&slotted) {
+                Ok(()) => {}
+                Err(EventError::Limit(m)) => report.fatal = Some(m),
+                Err(EventError::BrokenMultivalue { slot, at }) => warn(
+                    &mut report.lines,
+                    &format!("field {} broken at byte {at}", fields[slot]),
+                ),
+            }
+        }
+        Item::Warning(w) => warn(&mut report.lines, &w),
+    };
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read::read_file(path, &mut each)));
+    match result {
+        Ok(Ok(_)) => {}
+        Ok(Err(Unread::Io(e))) => {
+            report.lines.push(format!("abusedweb scan: {name}: {e}"));
+            report.unreadable = true;
+        }
+        Ok(Err(Unread::Unknown)) => {
+            if !quiet {
+                report.lines.push(format!(
+                    "abusedweb scan: skipped {name}: not EVTX, JSON or XmlWinEventLog"
+                ));
+            }
+        }
+        Err(_) => report.lines.push(format!(
+            "abusedweb scan: warning: {name}: the reader failed (a bug); the rest of this file is skipped"
+        )),
+    }
+    if !quiet && warnings > MAX_WARNINGS_PER_FILE {
+        report.lines.push(format!(
+            "abusedweb scan: warning: {name}: {} more warnings not shown",
+            warnings - MAX_WARNINGS_PER_FILE
+        ));
+    }
+    (report, records)
 }
 
 /// The command's CSV result body as rows of text.
