@@ -336,3 +336,44 @@ fn files_read_in_parallel_give_the_same_rows_in_any_order() {
     assert!(err.contains("skipped") && err.contains("README.md"), "{err}");
     assert!(err.contains("663 DNS-query records, 663 matched"), "{err}");
 }
+
+/// With stderr a terminal the progress bar is drawn from the reading threads;
+/// it must neither hang the scan (it once did: `run` held stderr's lock) nor
+/// reach stdout. Needs util-linux `script` for the terminal; skipped without.
+#[test]
+fn the_progress_bar_on_a_terminal_does_not_hang_the_scan() {
+    let dir = fixtures();
+    let out_file = temp("progress.csv");
+    let cmd = format!(
+        "'{}' scan --patterns '*' --format csv '{}' > '{}'",
+        env!("CARGO_BIN_EXE_abusedweb"),
+        dir.display(),
+        out_file.display()
+    );
+    let Ok(mut child) = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+    else {
+        eprintln!("no `script` here: skipped");
+        return;
+    };
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("scan with stderr on a terminal did not finish in 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success());
+    let mut terminal = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut terminal).unwrap();
+    assert!(terminal.contains("14/14 files"), "{terminal:?}");
+    let csv = std::fs::read(&out_file).unwrap();
+    assert_eq!(csv.iter().filter(|b| **b == b'\n').count(), 233);
+}

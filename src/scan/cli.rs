@@ -6,9 +6,10 @@ use crate::command::lists::Lists;
 use crate::command::options::Options;
 use crate::engine::{Engine, EventError};
 use clap::{Parser, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
 use read::{Item, Unread};
 use std::ffi::OsString;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -68,8 +69,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
         }
     };
     let stdout = std::io::stdout();
-    let stderr = std::io::stderr();
-    run(&cli, &mut stdout.lock(), &mut stderr.lock())
+    // stderr unlocked: the progress bar writes to it from the reading threads
+    // while `run` waits for them.
+    run(&cli, &mut stdout.lock(), &mut std::io::stderr())
 }
 
 /// The command's options from the scan flags, through the command's own
@@ -140,6 +142,16 @@ pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         .map_or(1, usize::from)
         .min(paths.len())
         .max(1);
+    // A bar over the files on stderr, only for a person watching it.
+    let progress = if !cli.quiet && std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new(paths.len() as u64);
+        if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} files, {elapsed} {wide_msg}") {
+            bar.set_style(style);
+        }
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let worker = || {
@@ -155,6 +167,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
             }
             records += n;
             reports.push((i, report));
+            progress.inc(1);
         }
         (engine, reports, records)
     };
@@ -168,6 +181,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
             })
             .collect()
     });
+    progress.finish_and_clear();
     let mut engine = Engine::new(&opts.matcher, match_slot, opts.max_groups, &grouping);
     let mut reports: Vec<(usize, Report)> = Vec::new();
     let mut records = 0u64;
