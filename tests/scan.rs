@@ -377,3 +377,18 @@ fn the_progress_bar_on_a_terminal_does_not_hang_the_scan() {
     let csv = std::fs::read(&out_file).unwrap();
     assert_eq!(csv.iter().filter(|b| **b == b'\n').count(), 233);
 }
+
+#[test]
+fn a_gzip_compressed_evtx_file_gives_the_same_rows() {
+    let plain = fixtures().join("evtx/evtx_attack_samples_Sysmon_UACME_64.evtx");
+    let gz = temp("uacme.evtx.gz");
+    let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::fast());
+    enc.write_all(&std::fs::read(&plain).unwrap()).unwrap();
+    enc.finish().unwrap();
+    let a = scan(&["--patterns", "*", "--format", "csv", plain.to_str().unwrap()]);
+    let b = scan(&["--patterns", "*", "--format", "csv", gz.to_str().unwrap()]);
+    assert_eq!(a.status.code(), Some(0));
+    assert_eq!(b.status.code(), Some(0), "{}", stderr(&b));
+    assert_eq!(a.stdout, b.stdout);
+    assert_eq!(a.stdout.iter().filter(|c| **c == b'\n').count(), 2);
+}

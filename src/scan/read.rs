@@ -4,7 +4,7 @@
 
 use super::record::{self, Sysmon};
 use std::fs::File;
-use std::io::{BufRead, BufReader, Cursor, Read};
+use std::io::{BufRead, BufReader, Cursor, Read, Seek};
 use std::path::Path;
 
 /// The most bytes one JSON object or XML event may span; a longer one is
@@ -50,7 +50,8 @@ pub fn read_file(path: &Path, each: &mut dyn FnMut(Item)) -> Result<Format, Unre
     let file = File::open(path).map_err(Unread::Io)?;
     let mut input: Box<dyn BufRead> = Box::new(BufReader::with_capacity(1 << 16, file));
     let head = input.fill_buf().map_err(Unread::Io)?;
-    if head.starts_with(&[0x1f, 0x8b]) {
+    let compressed = head.starts_with(&[0x1f, 0x8b]);
+    if compressed {
         input = Box::new(BufReader::with_capacity(
             1 << 16,
             flate2::read::MultiGzDecoder::new(input),
@@ -58,7 +59,23 @@ pub fn read_file(path: &Path, each: &mut dyn FnMut(Item)) -> Result<Format, Unre
     }
     let head = input.fill_buf().map_err(Unread::Io)?;
     if head.starts_with(b"ElfFile\0") {
-        stopped(read_evtx(input, each), each);
+        // A plain file is parsed in place (chunk by chunk, memory bounded by
+        // a chunk); a compressed one is decompressed into memory first, as
+        // the parser seeks.
+        let result = if compressed {
+            let mut bytes = Vec::new();
+            input.read_to_end(&mut bytes).map(|_| bytes).and_then(|bytes| {
+                let len = bytes.len() as u64;
+                read_evtx(Cursor::new(bytes), len, each)
+            })
+        } else {
+            drop(input);
+            File::open(path).and_then(|f| {
+                let len = f.metadata()?.len();
+                read_evtx(BufReader::with_capacity(1 << 16, f), len, each)
+            })
+        };
+        stopped(result, each);
         return Ok(Format::Evtx);
     }
     let first = head
@@ -91,12 +108,10 @@ fn stopped(result: std::io::Result<()>, each: &mut dyn FnMut(Item)) {
 /// EVTX through the `evtx` crate's JSON rendering (the layout of Sigma's
 /// JSON files, `Event.System`/`Event.EventData`). A damaged chunk or record
 /// is a warning; the parser goes on with the next.
-fn read_evtx(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item)) -> std::io::Result<()> {
-    let mut bytes = Vec::new();
-    input.read_to_end(&mut bytes)?;
-    let len = bytes.len();
+fn read_evtx<T: Read + Seek + Send + 'static>(source: T, len: u64, each: &mut dyn FnMut(Item)) -> std::io::Result<()> {
+    let len = usize::try_from(len).unwrap_or(usize::MAX);
     let settings = evtx::ParserSettings::new().num_threads(1);
-    let mut parser = match evtx::EvtxParser::from_read_seek(Cursor::new(bytes)) {
+    let mut parser = match evtx::EvtxParser::from_read_seek(source) {
         Ok(p) => p.with_configuration(settings),
         Err(e) => {
             each(Item::Warning(format!("EVTX file header: {e}")));
