@@ -23,12 +23,10 @@ run.py's builder, stream generator and child timer.
 Options: --quick (10^5 events, 2 rounds), --rounds N.
 """
 
-import argparse
 import csv
 import io
 import json
 import statistics
-import time
 
 import run as bench
 
@@ -204,19 +202,7 @@ def report(results, commit, when):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="10^5 events, 2 rounds")
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--no-build", action="store_true", help="use the binaries run.py copied")
-    a = ap.parse_args()
-    bench.OUT.mkdir(parents=True, exist_ok=True)
-    bench.DATA.mkdir(parents=True, exist_ok=True)
-    if not a.no_build:
-        bench.build(False)
-    commit = bench.out_text(["git", "-C", str(bench.ROOT), "describe", "--always", "--dirty"])
-    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    events = 10**5 if a.quick else 10**6
-    rounds = 2 if a.quick else a.rounds
+    events, rounds, commit, when = bench.side_run(__doc__)
     results = []
     for rate in (0.01, 0.20):
         stream = bench.Stream(events, rate)

@@ -497,6 +497,24 @@ def targets(results, by_name):
     return lines
 
 
+def side_run(doc):
+    """What every side script of `make bench` starts with: its options
+    (--quick, --rounds, --no-build), the folders, the build unless told not
+    to, and the commit and time to quote. Returns (events, rounds, commit, when)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="10^5 events, 2 rounds")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--no-build", action="store_true", help="use the binaries run.py copied")
+    a = ap.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    DATA.mkdir(parents=True, exist_ok=True)
+    if not a.no_build:
+        build(False)
+    commit = out_text(["git", "-C", str(ROOT), "describe", "--always", "--dirty"])
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    return (10**5 if a.quick else 10**6), (2 if a.quick else a.rounds), commit, when
+
+
 def replace_section(begin, end, body):
     """Put `body` (which starts with `begin` and ends with `end`) into
     RESULTS.md in place of the old section between those markers, or at the

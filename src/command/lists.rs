@@ -82,7 +82,9 @@ fn read(path: &Path) -> Result<String, Error> {
     Ok(text)
 }
 
-fn is_list_name(name: &str) -> bool {
+/// Is `name` a list name: 1 to 64 lowercase letters, digits or `_`? The
+/// one rule for the lookups' `lists` column and the `list=` option.
+pub fn is_list_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name

@@ -282,12 +282,7 @@ impl Options {
                 "max_chunk_bytes" => opts.max_chunk_bytes = parse_int(name, value, 1024, 16 << 30)?,
                 "distributed" => opts.distributed = parse_bool(name, value)?,
                 "list" => {
-                    if value.is_empty()
-                        || value.len() > 64
-                        || !value
-                            .bytes()
-                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-                    {
+                    if !super::lists::is_list_name(value) {
                         return Err(bad(format!(
                             "invalid value for option list: \"{}\" is not a list name (lowercase letters, digits, _)",
                             crate::error::excerpt(value.as_bytes(), 24)
