@@ -373,7 +373,18 @@ fn the_progress_bar_on_a_terminal_does_not_hang_the_scan() {
     assert!(status.success());
     let mut terminal = String::new();
     std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut terminal).unwrap();
-    assert!(terminal.contains("14/14 files"), "{terminal:?}");
+    // the bar counts bytes: every drawing shows the fixtures' total size
+    let total: u64 = walk(&dir).iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
+    let total = indicatif::HumanBytes(total).to_string();
+    let drawn: Vec<&str> = terminal
+        .split(['\r', '\n'])
+        .filter_map(|l| l.split_once(" read, ").map(|(a, _)| a))
+        .collect();
+    assert!(!drawn.is_empty(), "no bar drawn: {terminal:?}");
+    for d in &drawn {
+        assert!(d.ends_with(&format!("/{total}")), "{d:?} is not over {total}");
+    }
+    assert!(terminal.contains("663 DNS-query records"), "{terminal:?}");
     let csv = std::fs::read(&out_file).unwrap();
     assert_eq!(csv.iter().filter(|b| **b == b'\n').count(), 233);
 }
@@ -391,4 +402,338 @@ fn a_gzip_compressed_evtx_file_gives_the_same_rows() {
     assert_eq!(b.status.code(), Some(0), "{}", stderr(&b));
     assert_eq!(a.stdout, b.stdout);
     assert_eq!(a.stdout.iter().filter(|c| **c == b'\n').count(), 2);
+}
+
+/// Every file under `dir`, recursively.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(bytes).unwrap();
+    enc.finish().unwrap()
+}
+
+/// A flat (OTRF) DNS-query object with `over` merged in (a `null` in `over`
+/// removes the key).
+fn otrf(over: serde_json::Value) -> serde_json::Value {
+    let mut v = serde_json::json!({"EventID": 22, "SourceName": "Microsoft-Windows-Sysmon", "Hostname": "WIN-1",
+        "UtcTime": "2023-11-14 22:13:20.123", "QueryName": "ok.pastebin.com", "QueryStatus": "0",
+        "QueryResults": "::ffff:104.20.67.143;", "Image": PS});
+    for (k, x) in over.as_object().unwrap() {
+        v[k] = x.clone();
+    }
+    v
+}
+
+/// JSON with values of the wrong type, in JSON lines, in an array and in
+/// the evtx and Winlogbeat layouts: each is a warning naming the file and
+/// the record; the records around still count; never a panic.
+#[test]
+fn json_values_of_the_wrong_type_warn_and_the_rest_is_read() {
+    use serde_json::json;
+    // (record, what the warning says, is it counted)
+    let cases: Vec<(serde_json::Value, &str, bool)> = vec![
+        (
+            otrf(json!({"QueryName": ["a.pastebin.com", "b"]})),
+            "field QueryName is an array",
+            false,
+        ),
+        (
+            otrf(json!({"QueryName": {"x": 1}})),
+            "field QueryName is an object",
+            false,
+        ),
+        (otrf(json!({"QueryName": true})), "field QueryName is a boolean", false),
+        (
+            otrf(json!({"Image": 42})),
+            "field Image is a number (42), read as its text",
+            true,
+        ),
+        (otrf(json!({"Hostname": 7.5})), "field Computer is a number (7.5)", true),
+        (otrf(json!({"UtcTime": 1700000000})), "field UtcTime is a number", true),
+        (
+            otrf(json!({"QueryResults": {"a": "b"}})),
+            "field QueryResults is an object",
+            false,
+        ),
+        (otrf(json!({"EventID": [22]})), "field EventID is an array", false),
+        (
+            otrf(json!({"EventID": {"id": 22}})),
+            "field EventID is an object",
+            false,
+        ),
+        (
+            otrf(json!({"SourceName": ["Sysmon"]})),
+            "field Provider is an array",
+            false,
+        ),
+        (
+            otrf(json!({"UserID": {"sid": "S-1-5-18"}})),
+            "field UserID is an object",
+            false,
+        ),
+        (
+            otrf(json!({"ProcessGuid": false})),
+            "field ProcessGuid is a boolean",
+            false,
+        ),
+        (
+            json!({"Event": {"System": {"EventID": 22, "Provider": {"#attributes": {"Name": "Microsoft-Windows-Sysmon"}},
+            "Computer": ["h1", "h2"]}, "EventData": {"QueryName": "x.ngrok.io"}}}),
+            "field Computer is an array",
+            false,
+        ),
+        (
+            json!({"winlog": {"event_id": "22", "provider_name": "Microsoft-Windows-Sysmon",
+            "event_data": {"QueryName": 12345, "Image": PS}}}),
+            "field QueryName is a number (12345)",
+            true,
+        ),
+        (json!([1, 2, 3]), "not a JSON object", false),
+        (json!("a string"), "not a JSON object", false),
+        (json!(null), "not a JSON object", false),
+        (json!(22), "not a JSON object", false),
+    ];
+    // records that are fine however their types go: EventID as a string or a
+    // number, QueryStatus a number (the evtx crate writes it so), null for an
+    // absent value (Winlogbeat and evtx write empty elements so)
+    let fine = [
+        otrf(json!({"EventID": "22"})),
+        otrf(json!({"EventID": " 22 "})),
+        otrf(json!({"QueryStatus": 0})),
+        otrf(json!({"QueryResults": null})),
+        otrf(json!({"EventID": 1, "QueryName": ["not", "a", "dns", "query"]})),
+    ];
+    // records counted: the cases read with a warning, and a fine record after
+    // each case (fine[0..4] in turn; fine[4], not a DNS query, is last)
+    let records = cases.iter().filter(|c| c.2).count() + cases.len();
+    assert_eq!(records, 22);
+    // in the rows: stats drops a record lacking a by-field, here those with
+    // QueryResults null (every fourth fine record) and the Winlogbeat one
+    // (no computer_name)
+    let in_rows = records - cases.len() / 4 - 1;
+    let mut lines: Vec<String> = Vec::new();
+    for (i, (v, _, _)) in cases.iter().enumerate() {
+        lines.push(v.to_string());
+        lines.push(fine[i % 4].to_string());
+    }
+    lines.push(fine[4].to_string());
+    let fine_lines = cases.len();
+    // JSON lines: line 2k+1 is case k
+    let jsonl = temp("wrong_types.jsonl");
+    std::fs::write(&jsonl, lines.join("\n")).unwrap();
+    // an array, pretty-printed: element 2k+1 is case k
+    let array = temp("wrong_types_array.json");
+    let values: Vec<serde_json::Value> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    std::fs::write(&array, serde_json::to_string_pretty(&values).unwrap()).unwrap();
+    let gz = temp("wrong_types_array.json.gz");
+    std::fs::write(&gz, gzip(&std::fs::read(&array).unwrap())).unwrap();
+    for (path, place) in [(&jsonl, "line"), (&array, "array element"), (&gz, "array element")] {
+        let out = scan(&["--patterns", "*", "--format", "jsonl", path.to_str().unwrap()]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        assert!(!err.contains("panicked") && !err.contains("a bug"), "{err}");
+        let name = path.file_name().unwrap().to_str().unwrap();
+        for (k, (_, says, _)) in cases.iter().enumerate() {
+            let record = format!("{name}: {place} {}", 2 * k + 1);
+            let line = err
+                .lines()
+                .find(|l| l.contains(&format!("{record}:")) || l.contains(&format!("{record} (")))
+                .unwrap_or_else(|| panic!("no warning for case {k} ({record}): {err}"));
+            assert!(line.contains(says), "case {k}: {line}");
+        }
+        // no warning about the good records
+        for k in 0..fine_lines {
+            let record = format!("{place} {}", 2 * k + 2);
+            assert!(
+                !err.lines()
+                    .any(|l| l.contains(&format!("{record}:")) || l.contains(&format!("{record} ("))),
+                "{record}: {err}"
+            );
+        }
+        let rows = jsonl_rows(&out);
+        let total: u64 = rows.iter().map(|r| r["count"].as_u64().unwrap()).sum();
+        assert_eq!(total as usize, in_rows, "{name}: {rows:?}");
+        assert!(err.contains(&format!("{records} DNS-query records")), "{err}");
+        // the number read as text
+        assert!(rows.iter().any(|r| r["Image"] == "42"), "{rows:?}");
+    }
+}
+
+/// A JSON array with an element that does not parse: that element is a
+/// warning, the ones after it are read; a cut-short array says so.
+#[test]
+fn a_broken_element_of_a_json_array_is_skipped_and_the_rest_read() {
+    let good = otrf(serde_json::json!({})).to_string();
+    let text = format!("[\n{good},\n{{\"EventID\": 22, \"QueryName\": tru}},\n{good},\n,\n{good},\n{{\"EventID\": 22,");
+    let path = temp("broken_array.json");
+    std::fs::write(&path, text).unwrap();
+    let out = scan(&["--format", "jsonl", path.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("broken_array.json: array element 2 (line 3): not JSON"),
+        "{err}"
+    );
+    assert!(
+        err.contains("broken_array.json: array element 4 (line 5): missing"),
+        "{err}"
+    );
+    assert!(
+        err.contains("broken_array.json: array element 6 (line 7): cut short"),
+        "{err}"
+    );
+    let rows = jsonl_rows(&out);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["count"], 3);
+}
+
+/// Peak RSS in KiB of `abusedweb scan ARGS`, from GNU time; `None` without it.
+fn peak_rss_kib(args: &[&str]) -> Option<u64> {
+    let time = Path::new("/usr/bin/time");
+    if !time.exists() {
+        eprintln!("no /usr/bin/time here: the memory bound is not checked");
+        return None;
+    }
+    let report = temp("rusage.txt");
+    let out = Command::new(time)
+        .args([
+            "-f",
+            "%M",
+            "-o",
+            report.to_str().unwrap(),
+            env!("CARGO_BIN_EXE_abusedweb"),
+            "scan",
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&report).unwrap();
+    Some(text.trim().lines().last().unwrap().parse().unwrap())
+}
+
+/// Memory bounded by the groups, not by the file: a gzip-compressed JSON
+/// array and a gzip-compressed EVTX file, each decompressing to more than
+/// the bound, are read with a peak RSS under it (the reader once held both
+/// whole: 430 MB for this array).
+#[test]
+fn large_gzip_json_arrays_and_evtx_files_are_streamed() {
+    const BOUND_KIB: u64 = 32 << 10;
+    // ~35 MB of JSON array, two groups
+    let one = otrf(serde_json::json!({"Pad": "x".repeat(200)})).to_string();
+    let other = otrf(serde_json::json!({"QueryName": "b.ngrok.io"})).to_string();
+    let n = 150_000usize;
+    let path = temp("large_array.json.gz");
+    {
+        let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&path).unwrap(), flate2::Compression::fast());
+        let mut plain = 1u64;
+        enc.write_all(b"[\n").unwrap();
+        for i in 0..n {
+            let l = if i % 1000 == 0 { &other } else { &one };
+            enc.write_all(l.as_bytes()).unwrap();
+            enc.write_all(if i + 1 == n { b"\n]\n" } else { b",\n" }).unwrap();
+            plain += l.len() as u64 + 2;
+        }
+        enc.finish().unwrap();
+        assert!(plain > (BOUND_KIB << 10), "the array must be larger than the bound");
+    }
+    let out = scan(&["--format", "jsonl", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = jsonl_rows(&out);
+    assert_eq!(rows.len(), 2);
+    let total: u64 = rows.iter().map(|r| r["count"].as_u64().unwrap()).sum();
+    assert_eq!(total, n as u64);
+    if let Some(kib) = peak_rss_kib(&["-q", "--format", "csv", path.to_str().unwrap()]) {
+        assert!(kib < BOUND_KIB, "peak RSS {kib} KiB over a {BOUND_KIB} KiB bound");
+    }
+    // EVTX: the fixture's chunks replicated into a ~36 MB file (the header's
+    // chunk count is then too small: chunks beyond it are read, as evtx does)
+    let evtx = std::fs::read(fixtures().join("evtx/evtx_attack_samples_Sysmon_UACME_64.evtx")).unwrap();
+    let (head, chunks) = evtx.split_at(4096);
+    let copies = 32;
+    let path = temp("large.evtx.gz");
+    {
+        let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&path).unwrap(), flate2::Compression::fast());
+        enc.write_all(head).unwrap();
+        for _ in 0..copies {
+            enc.write_all(chunks).unwrap();
+        }
+        enc.finish().unwrap();
+        assert!((chunks.len() * copies) as u64 > (BOUND_KIB << 10));
+    }
+    let out = scan(&["--patterns", "*", "--format", "jsonl", path.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("warning"), "{err}");
+    let rows = jsonl_rows(&out);
+    let total: u64 = rows.iter().map(|r| r["count"].as_u64().unwrap()).sum();
+    assert_eq!(total, copies as u64, "the fixture's one DNS query, once a copy");
+    if let Some(kib) = peak_rss_kib(&["-q", "--patterns", "*", "--format", "csv", path.to_str().unwrap()]) {
+        assert!(kib < BOUND_KIB, "peak RSS {kib} KiB over a {BOUND_KIB} KiB bound");
+    }
+}
+
+/// At the end of a scan, the files not read and why, on stderr; not with
+/// --quiet. The rows are those of the files that were read.
+#[test]
+fn the_files_skipped_are_listed_at_the_end_with_why() {
+    let dir = temp("skipped");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("a_empty.log"), b"").unwrap();
+    std::fs::write(dir.join("b_binary.bin"), [0u8, 1, 2, 3, 0xff]).unwrap();
+    std::fs::write(dir.join("c_blank.txt"), b"   \n\n").unwrap();
+    std::fs::write(dir.join("d_empty.gz"), gzip(b"")).unwrap();
+    std::fs::write(dir.join("sub/e_notes.txt.gz"), gzip(b"incident notes")).unwrap();
+    std::fs::write(
+        dir.join("f_events.xml"),
+        xml_event("pastebin.com", PS, "2023-11-14 22:13:20"),
+    )
+    .unwrap();
+    let out = scan(&["--format", "csv", dir.to_str().unwrap(), "/nonexistent/abusedweb-skip"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "an unreadable path: {err}");
+    assert_eq!(
+        out.stdout.iter().filter(|b| **b == b'\n').count(),
+        2,
+        "the XML file's row"
+    );
+    let list: Vec<&str> = err
+        .lines()
+        .skip_while(|l| !l.starts_with("abusedweb scan: 6 files skipped:"))
+        .collect();
+    let d = dir.display();
+    assert_eq!(
+        list[1..],
+        [
+            format!("  {d}/a_empty.log: empty"),
+            format!("  {d}/b_binary.bin: not EVTX, JSON or XmlWinEventLog (it starts with \"\\0\\u{{1}}\\u{{2}}\\u{{3}}\u{fffd}\")"),
+            format!("  {d}/c_blank.txt: only blank space in its first 5 bytes"),
+            format!("  {d}/d_empty.gz: empty once decompressed"),
+            format!("  {d}/sub/e_notes.txt.gz: not EVTX, JSON or XmlWinEventLog (it starts with \"incident notes\", decompressed)"),
+            "  /nonexistent/abusedweb-skip: not readable: No such file or directory (os error 2)".to_string(),
+        ],
+        "{err}"
+    );
+    // after the summary line, the last thing said
+    assert!(
+        err.lines().rev().nth(7).unwrap().contains("1 DNS-query records"),
+        "{err}"
+    );
+    let quiet = scan(&["-q", "--format", "csv", dir.to_str().unwrap()]);
+    assert_eq!(quiet.status.code(), Some(0));
+    assert!(quiet.stderr.is_empty(), "{}", stderr(&quiet));
+    assert_eq!(quiet.stdout, out.stdout);
 }

@@ -11,7 +11,8 @@ use read::{Item, Unread};
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// Output format of the result rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -94,8 +95,9 @@ pub fn options(cli: &Cli) -> Result<Options, crate::error::Error> {
     Ok(opts)
 }
 
-/// Every file under `paths` (folders recursively, in name order).
-fn files(paths: &[PathBuf], err: &mut dyn Write, unreadable: &mut bool) -> Vec<PathBuf> {
+/// Every file under `paths` (folders recursively, in name order); a folder
+/// that cannot be listed is an error on `err` and a skipped entry.
+fn files(paths: &[PathBuf], err: &mut dyn Write, skipped: &mut Vec<(String, String)>) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
@@ -103,12 +105,12 @@ fn files(paths: &[PathBuf], err: &mut dyn Write, unreadable: &mut bool) -> Vec<P
                 Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
                 Err(e) => {
                     let _ = writeln!(err, "abusedweb scan: {}: {e}", p.display());
-                    *unreadable = true;
+                    skipped.push((p.display().to_string(), format!("folder not readable: {e}")));
                     continue;
                 }
             };
             entries.sort();
-            out.extend(files(&entries, err, unreadable));
+            out.extend(files(&entries, err, skipped));
         } else {
             out.push(p.clone());
         }
@@ -131,8 +133,14 @@ pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         .position(|f| *f == opts.field)
         .expect("required_fields lists the match field");
     let grouping = opts.profile.grouping();
-    let mut unreadable = false;
-    let paths = files(&cli.paths, err, &mut unreadable);
+    // Files and folders not read, and why: listed at the end.
+    let mut skipped: Vec<(String, String)> = Vec::new();
+    let paths = files(&cli.paths, err, &mut skipped);
+    let mut unreadable = !skipped.is_empty();
+    let sizes: Vec<u64> = paths
+        .iter()
+        .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+        .collect();
     // Files are read in parallel, each worker with its own engine; the
     // workers' groups are then merged as the command merges a map phase's
     // partial rows (counts add, time extremes compete), so the rows do not
@@ -142,10 +150,13 @@ pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         .map_or(1, usize::from)
         .min(paths.len())
         .max(1);
-    // A bar over the files on stderr, only for a person watching it.
+    // A bar on stderr, only for a person watching it: the bytes read (of
+    // the files as they are on disk, compressed or not) over their total.
     let progress = if !cli.quiet && std::io::stderr().is_terminal() {
-        let bar = ProgressBar::new(paths.len() as u64);
-        if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} files, {elapsed} {wide_msg}") {
+        let bar = ProgressBar::new(sizes.iter().sum());
+        if let Ok(style) =
+            ProgressStyle::with_template("{bar:30} {bytes}/{total_bytes} read, {bytes_per_sec}, {elapsed} {wide_msg}")
+        {
             bar.set_style(style);
         }
         bar
@@ -161,13 +172,23 @@ pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         while !stop.load(Ordering::Relaxed) {
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(path) = paths.get(i) else { break };
-            let (report, n) = read_one(path, &mut engine, &fields, cli.quiet);
+            let done = Arc::new(AtomicU64::new(0));
+            let told: read::Progress = {
+                let (done, bar) = (Arc::clone(&done), progress.clone());
+                Arc::new(move |n| {
+                    done.fetch_add(n, Ordering::Relaxed);
+                    bar.inc(n);
+                })
+            };
+            let (report, n) = read_one(path, &mut engine, &fields, cli.quiet, told);
             if report.fatal.is_some() {
                 stop.store(true, Ordering::Relaxed);
             }
             records += n;
             reports.push((i, report));
-            progress.inc(1);
+            // what the reader did not read of the file (a file skipped, a
+            // stop at an error) counts as done
+            progress.inc(sizes[i].saturating_sub(done.load(Ordering::Relaxed)));
         }
         (engine, reports, records)
     };
@@ -215,8 +236,16 @@ pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
             fatal.clone_from(&report.fatal);
         }
     }
+    for (i, report) in &reports {
+        if let Some(why) = &report.skipped {
+            skipped.push((paths[*i].display().to_string(), why.clone()));
+        }
+    }
     if let Some(m) = &fatal {
         let _ = writeln!(err, "abusedweb scan: {m}");
+        if !cli.quiet {
+            write_skipped(&skipped, err);
+        }
         return 2;
     }
     let profile = &opts.profile;
@@ -246,6 +275,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
             err,
             "abusedweb scan: {records} DNS-query records, {matched} matched, {rows} rows"
         );
+        write_skipped(&skipped, err);
     }
     if unreadable {
         2
@@ -253,6 +283,22 @@ pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         1
     } else {
         0
+    }
+}
+
+/// The list of the files and folders not read (or not to the end), and why.
+fn write_skipped(skipped: &[(String, String)], err: &mut dyn Write) {
+    if skipped.is_empty() {
+        return;
+    }
+    let n = skipped.len();
+    let _ = writeln!(
+        err,
+        "abusedweb scan: {n} {} skipped:",
+        if n == 1 { "file" } else { "files" }
+    );
+    for (name, why) in skipped {
+        let _ = writeln!(err, "  {name}: {why}");
     }
 }
 
@@ -268,11 +314,19 @@ struct Report {
     unreadable: bool,
     /// An engine limit was reached: the scan stops.
     fatal: Option<String>,
+    /// The file was not read (or not to the end): why, for the list at the end.
+    skipped: Option<String>,
 }
 
 /// Read the file at `path` into `engine`; returns what to say and the
 /// number of DNS-query records read.
-fn read_one(path: &Path, engine: &mut Engine<'_>, fields: &[&str], quiet: bool) -> (Report, u64) {
+fn read_one(
+    path: &Path,
+    engine: &mut Engine<'_>,
+    fields: &[&str],
+    quiet: bool,
+    progress: read::Progress,
+) -> (Report, u64) {
     let name = path.display().to_string();
     let mut report = Report::default();
     let mut warnings = 0usize;
@@ -301,23 +355,23 @@ fn read_one(path: &Path, engine: &mut Engine<'_>, fields: &[&str], quiet: bool) 
         }
         Item::Warning(w) => warn(&mut report.lines, &w),
     };
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read::read_file(path, &mut each)));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        read::read_file(path, &mut each, progress)
+    }));
     match result {
         Ok(Ok(_)) => {}
         Ok(Err(Unread::Io(e))) => {
             report.lines.push(format!("abusedweb scan: {name}: {e}"));
+            report.skipped = Some(format!("not readable: {e}"));
             report.unreadable = true;
         }
-        Ok(Err(Unread::Unknown)) => {
-            if !quiet {
-                report.lines.push(format!(
-                    "abusedweb scan: skipped {name}: not EVTX, JSON or XmlWinEventLog"
-                ));
-            }
+        Ok(Err(Unread::Skipped(why))) => report.skipped = Some(why),
+        Err(_) => {
+            report.lines.push(format!(
+                "abusedweb scan: warning: {name}: the reader failed (a bug); the rest of this file is skipped"
+            ));
+            report.skipped = Some("read in part: the reader failed (a bug)".into());
         }
-        Err(_) => report.lines.push(format!(
-            "abusedweb scan: warning: {name}: the reader failed (a bug); the rest of this file is skipped"
-        )),
     }
     if !quiet && warnings > MAX_WARNINGS_PER_FILE {
         report.lines.push(format!(

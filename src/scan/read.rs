@@ -4,8 +4,9 @@
 
 use super::record::{self, Sysmon};
 use std::fs::File;
-use std::io::{BufRead, BufReader, Cursor, Read, Seek};
+use std::io::{BufRead, BufReader, Cursor, Read};
 use std::path::Path;
+use std::sync::Arc;
 
 /// The most bytes one JSON object or XML event may span; a longer one is
 /// skipped with a warning, so a file without line ends cannot fill memory.
@@ -40,16 +41,59 @@ pub enum Format {
 pub enum Unread {
     /// It could not be opened or read: exit status 2.
     Io(std::io::Error),
-    /// Its content is none of the formats: listed as skipped.
-    Unknown,
+    /// It holds nothing, or its content is none of the formats: listed as
+    /// skipped, with the reason.
+    Skipped(String),
 }
 
-/// Read the file at `path`, calling `each` for every record and warning.
-/// Returns the detected format.
-pub fn read_file(path: &Path, each: &mut dyn FnMut(Item)) -> Result<Format, Unread> {
+/// Told the number of bytes just read from an input file (before any
+/// decompression), for a progress bar; never more than the file's size in
+/// all.
+pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
+
+/// A reader reporting the bytes read through it to a [`Progress`], at most
+/// `left` in all.
+struct Counted<R> {
+    inner: R,
+    progress: Progress,
+    left: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let told = (n as u64).min(self.left);
+        if told > 0 {
+            self.left -= told;
+            (self.progress)(told);
+        }
+        Ok(n)
+    }
+}
+
+/// Read the file at `path`, calling `each` for every record and warning and
+/// `progress` with the bytes read. Returns the detected format.
+///
+/// Memory is bounded by one record (at most [`MAX_RECORD_BYTES`]) or one
+/// 64 KiB EVTX chunk, whatever the size of the file: every format, gzip or
+/// not, is read front to back as a stream.
+pub fn read_file(path: &Path, each: &mut dyn FnMut(Item), progress: Progress) -> Result<Format, Unread> {
     let file = File::open(path).map_err(Unread::Io)?;
-    let mut input: Box<dyn BufRead> = Box::new(BufReader::with_capacity(1 << 16, file));
+    let left = file.metadata().map_or(u64::MAX, |m| m.len());
+    let file = Counted {
+        inner: file,
+        progress,
+        left,
+    };
+    read_input(Box::new(BufReader::with_capacity(1 << 16, file)), each)
+}
+
+/// [`read_file`] over any input (the fuzz target's entry).
+pub fn read_input(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item)) -> Result<Format, Unread> {
     let head = input.fill_buf().map_err(Unread::Io)?;
+    if head.is_empty() {
+        return Err(Unread::Skipped("empty".into()));
+    }
     let compressed = head.starts_with(&[0x1f, 0x8b]);
     if compressed {
         input = Box::new(BufReader::with_capacity(
@@ -58,24 +102,11 @@ pub fn read_file(path: &Path, each: &mut dyn FnMut(Item)) -> Result<Format, Unre
         ));
     }
     let head = input.fill_buf().map_err(Unread::Io)?;
+    if compressed && head.is_empty() {
+        return Err(Unread::Skipped("empty once decompressed".into()));
+    }
     if head.starts_with(b"ElfFile\0") {
-        // A plain file is parsed in place (chunk by chunk, memory bounded by
-        // a chunk); a compressed one is decompressed into memory first, as
-        // the parser seeks.
-        let result = if compressed {
-            let mut bytes = Vec::new();
-            input.read_to_end(&mut bytes).map(|_| bytes).and_then(|bytes| {
-                let len = bytes.len() as u64;
-                read_evtx(Cursor::new(bytes), len, each)
-            })
-        } else {
-            drop(input);
-            File::open(path).and_then(|f| {
-                let len = f.metadata()?.len();
-                read_evtx(BufReader::with_capacity(1 << 16, f), len, each)
-            })
-        };
-        stopped(result, each);
+        stopped(read_evtx(input, each), each);
         return Ok(Format::Evtx);
     }
     let first = head
@@ -83,15 +114,28 @@ pub fn read_file(path: &Path, each: &mut dyn FnMut(Item)) -> Result<Format, Unre
         .copied()
         .find(|b| ![b' ', b'\t', b'\r', b'\n', 0xef, 0xbb, 0xbf].contains(b));
     match first {
-        Some(b'{') | Some(b'[') => {
+        Some(b'{') => {
             stopped(read_json(input, each), each);
+            Ok(Format::Json)
+        }
+        Some(b'[') => {
+            stopped(read_json_array(input, each), each);
             Ok(Format::Json)
         }
         Some(b'<') => {
             stopped(read_xml(input, each), each);
             Ok(Format::Xml)
         }
-        _ => Err(Unread::Unknown),
+        None => Err(Unread::Skipped(format!(
+            "only blank space in its first {} bytes{}",
+            head.len(),
+            if compressed { " (decompressed)" } else { "" }
+        ))),
+        Some(_) => Err(Unread::Skipped(format!(
+            "not EVTX, JSON or XmlWinEventLog (it starts with \"{}\"{})",
+            crate::error::excerpt(head, 16),
+            if compressed { ", decompressed" } else { "" }
+        ))),
     }
 }
 
@@ -105,75 +149,294 @@ fn stopped(result: std::io::Result<()>, each: &mut dyn FnMut(Item)) {
     }
 }
 
-/// EVTX through the `evtx` crate's JSON rendering (the layout of Sigma's
-/// JSON files, `Event.System`/`Event.EventData`). A damaged chunk or record
-/// is a warning; the parser goes on with the next.
-fn read_evtx<T: Read + Seek + Send + 'static>(source: T, len: u64, each: &mut dyn FnMut(Item)) -> std::io::Result<()> {
-    let len = usize::try_from(len).unwrap_or(usize::MAX);
-    let settings = evtx::ParserSettings::new().num_threads(1);
-    let mut parser = match evtx::EvtxParser::from_read_seek(source) {
-        Ok(p) => p.with_configuration(settings),
+/// Read into `buf` until it is full or the input ends; the bytes read.
+fn read_full(input: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match input.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// EVTX, front to back, one 64 KiB chunk at a time through the `evtx`
+/// crate's chunk parser and its JSON rendering (the layout of Sigma's JSON
+/// files, `Event.System`/`Event.EventData`). No seeking, so a gzip stream is
+/// read as it decompresses, and memory is one chunk whatever the file's
+/// size. Chunks are read in file order (the records' order does not change
+/// the rows). A damaged chunk or record is a warning; reading goes on with
+/// the next. An all-zero chunk (a dirty file's gap) is passed over, and
+/// chunks beyond the header's count are read, as the evtx parser does.
+fn read_evtx(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item)) -> std::io::Result<()> {
+    let mut header = vec![0u8; EVTX_HEADER_BLOCK];
+    let got = read_full(&mut input, &mut header)?;
+    if got < EVTX_HEADER_BLOCK {
+        each(Item::Warning(format!(
+            "EVTX file header cut short ({got} of {EVTX_HEADER_BLOCK} bytes); nothing read"
+        )));
+        return Ok(());
+    }
+    let listed = match evtx::EvtxFileHeader::from_stream(&mut Cursor::new(&header)) {
+        Ok(h) => Some(u64::from(h.chunk_count)),
         Err(e) => {
-            each(Item::Warning(format!("EVTX file header: {e}")));
-            return Ok(());
+            each(Item::Warning(format!(
+                "EVTX file header: {e}; the chunks are read all the same"
+            )));
+            None
         }
     };
-    // The evtx parser skips chunks cut short or missing without a word; say so.
-    let whole = len.saturating_sub(EVTX_HEADER_BLOCK) / EVTX_CHUNK;
-    let partial = len.saturating_sub(EVTX_HEADER_BLOCK) % EVTX_CHUNK;
-    let listed = usize::from(parser.header().chunk_count);
-    if partial != 0 || whole < listed {
-        each(Item::Warning(format!(
-            "EVTX file truncated: its header lists {listed} chunks of 65536 bytes, it holds {whole} whole ones{}; \
-             the records beyond are not read",
-            if partial != 0 {
-                format!(" and {partial} bytes of chunk {whole}")
-            } else {
-                String::new()
+    let settings = Arc::new(evtx::ParserSettings::new().num_threads(1));
+    let mut number = 0u64;
+    loop {
+        let mut data = vec![0u8; EVTX_CHUNK];
+        let got = read_full(&mut input, &mut data)?;
+        if got == 0 {
+            break;
+        }
+        if got < EVTX_CHUNK {
+            each(Item::Warning(format!(
+                "EVTX file truncated: chunk {number} holds {got} of its 65536 bytes{}; its records are not read",
+                listed.map_or(String::new(), |l| format!(" (the header lists {l} chunks)"))
+            )));
+            return Ok(());
+        }
+        let this = number;
+        number += 1;
+        if data.iter().all(|b| *b == 0) {
+            continue;
+        }
+        let mut chunk = match evtx::EvtxChunkData::new(data, false) {
+            Ok(c) => c,
+            Err(e) => {
+                each(Item::Warning(format!("EVTX chunk {this}: {e}; reading goes on")));
+                continue;
             }
-        )));
-    }
-    let mut last_good: Option<u64> = None;
-    for r in parser.records_json_value() {
-        match r {
-            Ok(r) => {
-                last_good = Some(r.event_record_id);
-                match record::from_json(&r.data) {
-                    Ok(Some(s)) => each(Item::Record(s)),
-                    Ok(None) => {}
-                    Err(p) => each(Item::Warning(format!("EVTX record {}: {p}", r.event_record_id))),
+        };
+        chunk.number = Some(this);
+        let mut parsed = match chunk.parse(Arc::clone(&settings)) {
+            Ok(p) => p,
+            Err(e) => {
+                each(Item::Warning(format!("EVTX chunk {this}: {e}; reading goes on")));
+                continue;
+            }
+        };
+        let mut last_good: Option<u64> = None;
+        for r in parsed.iter() {
+            let r = r.and_then(|r| r.into_json_value());
+            match r {
+                Ok(r) => {
+                    last_good = Some(r.event_record_id);
+                    let mut problems = Vec::new();
+                    let place = format!("EVTX record {}", r.event_record_id);
+                    match record::from_json(&r.data, &mut problems) {
+                        Ok(Some(s)) => each(Item::Record(s)),
+                        Ok(None) => {}
+                        Err(p) => each(Item::Warning(format!("{place}: {p}"))),
+                    }
+                    for p in problems {
+                        each(Item::Warning(format!("{place}: {p}")));
+                    }
+                }
+                Err(e) => {
+                    let after = match last_good {
+                        Some(id) => format!("after record {id}"),
+                        None => "before any record".to_string(),
+                    };
+                    each(Item::Warning(format!(
+                        "EVTX chunk {this}, {after}: {e}; reading goes on"
+                    )));
                 }
             }
-            Err(e) => {
-                let after = match last_good {
-                    Some(id) => format!("after record {id}"),
-                    None => "before any record".to_string(),
-                };
-                each(Item::Warning(format!("EVTX, {after}: {e}; reading goes on")));
-            }
         }
+    }
+    if let Some(l) = listed.filter(|&l| number < l) {
+        each(Item::Warning(format!(
+            "EVTX file truncated: its header lists {l} chunks of 65536 bytes, it holds {number}; \
+             the records beyond are not read"
+        )));
     }
     Ok(())
 }
 
-/// JSON: an array of objects, or a sequence of objects (one a line, or
-/// pretty-printed over many lines). A line that cannot start or continue an
-/// object is a warning naming its line; reading goes on at the next line.
-fn read_json(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item)) -> std::io::Result<()> {
-    let head = input.fill_buf()?;
-    if head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
-        let mut bytes = Vec::new();
-        input.read_to_end(&mut bytes)?;
-        match serde_json::from_slice::<Vec<serde_json::Value>>(&bytes) {
-            Ok(values) => {
-                for (i, v) in values.iter().enumerate() {
-                    json_record(v, &format!("array element {}", i + 1), each);
+/// A top-level JSON array (`[{…}, {…}, …]`), one element at a time: the
+/// elements are cut out by a scan that follows strings and nesting, and
+/// each is parsed on its own, so memory is one element (at most
+/// [`MAX_RECORD_BYTES`]) however long the array, and an element that does
+/// not parse is a warning naming it while the others are read. Arrays one
+/// after the other (`[…][…]`) are read as one.
+fn read_json_array(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item)) -> std::io::Result<()> {
+    let mut split = ArraySplitter::default();
+    loop {
+        let buf = input.fill_buf()?;
+        if buf.is_empty() {
+            break;
+        }
+        let n = buf.len();
+        split.feed(buf, each);
+        input.consume(n);
+    }
+    split.finish(each);
+    Ok(())
+}
+
+fn json_element(bytes: &[u8], place: &str, each: &mut dyn FnMut(Item)) {
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(v) => json_record(&v, place, each),
+        Err(e) => each(Item::Warning(format!("{place}: not JSON: {e}"))),
+    }
+}
+
+/// Where [`read_json_array`]'s scan is.
+#[derive(Default)]
+struct ArraySplitter {
+    /// Nesting depth: 0 outside the array, 1 between its elements.
+    depth: usize,
+    in_string: bool,
+    escaped: bool,
+    /// The bytes of the element being read (empty between elements).
+    element: Vec<u8>,
+    /// The element is longer than [`MAX_RECORD_BYTES`]: its bytes are dropped.
+    oversize: bool,
+    /// Elements begun so far (the current one's number).
+    number: u64,
+    /// The line the current element starts on; the current line.
+    start_line: u64,
+    line: u64,
+    /// Text outside any array was reported already.
+    stray: bool,
+}
+
+impl ArraySplitter {
+    fn place(&self) -> String {
+        format!("array element {} (line {})", self.number, self.start_line)
+    }
+
+    /// Scan `buf`, each whole element parsed and handed to `each`.
+    fn feed(&mut self, buf: &[u8], each: &mut dyn FnMut(Item)) {
+        if self.line == 0 {
+            self.line = 1;
+        }
+        // start of the current element's bytes in `buf`, if it is being read
+        let mut seg: Option<usize> = (self.depth > 0 && (!self.element.is_empty() || self.oversize)).then_some(0);
+        let mut i = 0;
+        while i < buf.len() {
+            let b = buf[i];
+            if b == b'\n' {
+                self.line += 1;
+            }
+            if self.in_string {
+                if self.escaped {
+                    self.escaped = false;
+                } else if b == b'\\' {
+                    self.escaped = true;
+                } else if b == b'"' {
+                    self.in_string = false;
+                }
+                i += 1;
+                continue;
+            }
+            match (self.depth, b) {
+                (0, b'[') => self.depth = 1,
+                (0, b' ' | b'\t' | b'\r' | b'\n' | 0xef | 0xbb | 0xbf) => {}
+                (0, _) => {
+                    if !self.stray {
+                        self.stray = true;
+                        each(Item::Warning(format!(
+                            "line {}: text after the JSON array, ignored up to the next `[`",
+                            self.line
+                        )));
+                    }
+                }
+                (1, b' ' | b'\t' | b'\r' | b'\n') if seg.is_none() => {}
+                (1, b',' | b']') => {
+                    if let Some(s) = seg.take() {
+                        self.take(&buf[s..i]);
+                        self.end_element(each);
+                    } else if b == b',' {
+                        self.number += 1;
+                        each(Item::Warning(format!(
+                            "array element {} (line {}): missing (two commas)",
+                            self.number, self.line
+                        )));
+                    }
+                    if b == b']' {
+                        self.depth = 0;
+                    }
+                }
+                (d, _) => {
+                    if seg.is_none() {
+                        seg = Some(i);
+                        self.number += 1;
+                        self.start_line = self.line;
+                    }
+                    match b {
+                        b'"' => self.in_string = true,
+                        b'{' | b'[' => self.depth += 1,
+                        // a closing bracket at the element's own level is
+                        // left to the element's parser to refuse
+                        b'}' | b']' if d > 1 => self.depth -= 1,
+                        _ => {}
+                    }
                 }
             }
-            Err(e) => each(Item::Warning(format!("JSON array: {e}"))),
+            i += 1;
         }
-        return Ok(());
+        if let Some(s) = seg {
+            self.take(&buf[s..]);
+        }
     }
+
+    fn take(&mut self, bytes: &[u8]) {
+        if self.oversize {
+            return;
+        }
+        if self.element.len() + bytes.len() > MAX_RECORD_BYTES {
+            self.oversize = true;
+            self.element = Vec::new();
+        } else {
+            self.element.extend_from_slice(bytes);
+        }
+    }
+
+    fn end_element(&mut self, each: &mut dyn FnMut(Item)) {
+        let place = self.place();
+        if self.oversize {
+            each(Item::Warning(format!(
+                "{place}: longer than {MAX_RECORD_BYTES} bytes, skipped"
+            )));
+        } else {
+            json_element(&self.element, &place, each);
+        }
+        self.element.clear();
+        self.oversize = false;
+        self.depth = 1;
+        self.in_string = false;
+        self.escaped = false;
+    }
+
+    fn finish(&mut self, each: &mut dyn FnMut(Item)) {
+        if !self.element.is_empty() || self.oversize {
+            each(Item::Warning(format!(
+                "{}: cut short at the end of the file",
+                self.place()
+            )));
+        } else if self.depth > 0 {
+            each(Item::Warning(format!(
+                "line {}: the JSON array is not closed at the end of the file",
+                self.line
+            )));
+        }
+    }
+}
+
+/// JSON: a sequence of objects (one a line, or pretty-printed over many
+/// lines). A line that cannot start or continue an object is a warning
+/// naming its line; reading goes on at the next line.
+fn read_json(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item)) -> std::io::Result<()> {
     let mut pending: Vec<u8> = Vec::new();
     let mut start_line = 0;
     let mut line = Vec::new();
@@ -237,10 +500,14 @@ fn json_record(v: &serde_json::Value, place: &str, each: &mut dyn FnMut(Item)) {
         each(Item::Warning(format!("{place}: not a JSON object")));
         return;
     }
-    match record::from_json(v) {
+    let mut problems = Vec::new();
+    match record::from_json(v, &mut problems) {
         Ok(Some(s)) => each(Item::Record(s)),
         Ok(None) => {}
         Err(p) => each(Item::Warning(format!("{place}: {p}"))),
+    }
+    for p in problems {
+        each(Item::Warning(format!("{place}: {p}")));
     }
 }
 

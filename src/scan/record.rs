@@ -38,20 +38,38 @@ fn is_sysmon_dns(id: Option<&str>, provider: Option<&str>) -> bool {
     id.map(str::trim) == Some("22") && provider.is_none_or(|p| p.contains("Sysmon"))
 }
 
-/// A JSON value as text: strings as they are, numbers and booleans as
-/// written; `Err` for arrays and objects (a wrong type).
-fn json_text(v: &Value) -> Result<Option<String>, ()> {
+/// What kind of value a field holds, for the wrong-type rules of
+/// [`from_json`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A number is a legitimate way to write it: `EventID`, `QueryStatus`
+    /// (the evtx crate writes both as numbers when they are).
+    Numeric,
+    /// Text only: Image, QueryName, QueryResults, Computer, UtcTime,
+    /// ProcessGuid, UserID, the provider name. A number there is read as
+    /// its text, with a warning.
+    Text,
+}
+
+/// A JSON value as text. Strings as they are; `null` is absent (the evtx
+/// crate and Winlogbeat write an empty element so); numbers as written
+/// (a warning for a [`Kind::Text`] field); `Err` for booleans, arrays and
+/// objects, which no exporter writes for these fields.
+fn json_text(v: &Value, field: &str, kind: Kind, problems: &mut Vec<Problem>) -> Result<Option<String>, Problem> {
     match v {
         Value::Null => Ok(None),
         Value::String(s) => Ok(Some(s.clone())),
-        Value::Number(n) => Ok(Some(n.to_string())),
-        Value::Bool(b) => Ok(Some(b.to_string())),
+        Value::Number(n) => {
+            if kind == Kind::Text {
+                problems.push(format!("field {field} is a number ({n}), read as its text"));
+            }
+            Ok(Some(n.to_string()))
+        }
         // evtx's `{"#text": 22, "#attributes": {...}}` for an element with attributes
-        Value::Object(o) => match o.get("#text") {
-            Some(t) => json_text(t),
-            None => Err(()),
-        },
-        Value::Array(_) => Err(()),
+        Value::Object(o) if o.contains_key("#text") => json_text(&o["#text"], field, kind, problems),
+        Value::Bool(_) => Err(format!("field {field} is a boolean, not a string; record not counted")),
+        Value::Array(_) => Err(format!("field {field} is an array, not a string; record not counted")),
+        Value::Object(_) => Err(format!("field {field} is an object, not a string; record not counted")),
     }
 }
 
@@ -63,24 +81,23 @@ fn get<'v>(v: &'v Value, path: &[&str]) -> Option<&'v Value> {
 /// (`EventID`, `QueryName`, `Hostname`… at the top), the evtx crate's and
 /// Sigma's rendering (`Event.System`, `Event.EventData`) and Winlogbeat's
 /// (`winlog.event_id`, `winlog.event_data`). `Ok(None)`: not a Sysmon
-/// EventID 22; `Err`: a field of the wrong type.
-pub fn from_json(v: &Value) -> Result<Option<Sysmon>, Problem> {
-    let text = |field: &str, path: &[&str]| -> Result<Option<String>, Problem> {
-        match get(v, path) {
-            None => Ok(None),
-            Some(x) => json_text(x).map_err(|()| format!("field {field} is not a string or number")),
-        }
-    };
-    let first = |field: &str, paths: &[&[&str]]| -> Result<Option<String>, Problem> {
+/// EventID 22; `Err`: a field of a type no exporter writes (a boolean, an
+/// array, an object), the record not counted. Doubtful values of a counted
+/// record (a number where text belongs) are pushed to `problems`.
+pub fn from_json(v: &Value, problems: &mut Vec<Problem>) -> Result<Option<Sysmon>, Problem> {
+    let mut first = |field: &str, kind: Kind, paths: &[&[&str]]| -> Result<Option<String>, Problem> {
         for p in paths {
-            if let Some(t) = text(field, p)? {
-                return Ok(Some(t));
+            if let Some(x) = get(v, p) {
+                if let Some(t) = json_text(x, field, kind, problems)? {
+                    return Ok(Some(t));
+                }
             }
         }
         Ok(None)
     };
     let id = first(
         "EventID",
+        Kind::Numeric,
         &[
             &["Event", "System", "EventID"],
             &["winlog", "event_id"],
@@ -88,8 +105,13 @@ pub fn from_json(v: &Value) -> Result<Option<Sysmon>, Problem> {
             &["event_id"],
         ],
     )?;
+    // Not a DNS query: nothing more is looked at, nor warned about.
+    if id.as_deref().map(str::trim) != Some("22") {
+        return Ok(None);
+    }
     let provider = first(
         "Provider",
+        Kind::Text,
         &[
             &["Event", "System", "Provider", "#attributes", "Name"],
             &["winlog", "provider_name"],
@@ -100,36 +122,47 @@ pub fn from_json(v: &Value) -> Result<Option<Sysmon>, Problem> {
     if !is_sysmon_dns(id.as_deref(), provider.as_deref()) {
         return Ok(None);
     }
-    let data = |name: &str| -> Result<Option<String>, Problem> {
+    let mut data = |name: &str, kind: Kind| -> Result<Option<String>, Problem> {
         first(
             name,
+            kind,
             &[&["Event", "EventData", name], &["winlog", "event_data", name], &[name]],
         )
     };
+    let image = data("Image", Kind::Text)?;
+    let query_name = data("QueryName", Kind::Text)?;
+    let query_status = data("QueryStatus", Kind::Numeric)?;
+    let query_results = data("QueryResults", Kind::Text)?;
+    let utc_time = data("UtcTime", Kind::Text)?;
+    let process_guid = data("ProcessGuid", Kind::Text)?;
+    let computer = first(
+        "Computer",
+        Kind::Text,
+        &[
+            &["Event", "System", "Computer"],
+            &["winlog", "computer_name"],
+            &["Computer"],
+            &["Hostname"],
+        ],
+    )?;
+    let user_id = first(
+        "UserID",
+        Kind::Text,
+        &[
+            &["Event", "System", "Security", "#attributes", "UserID"],
+            &["winlog", "user", "identifier"],
+            &["UserID"],
+        ],
+    )?;
     Ok(Some(Sysmon {
-        image: data("Image")?,
-        query_name: data("QueryName")?,
-        query_status: data("QueryStatus")?,
-        query_results: data("QueryResults")?,
-        computer: first(
-            "Computer",
-            &[
-                &["Event", "System", "Computer"],
-                &["winlog", "computer_name"],
-                &["Computer"],
-                &["Hostname"],
-            ],
-        )?,
-        utc_time: data("UtcTime")?,
-        process_guid: data("ProcessGuid")?,
-        user_id: first(
-            "UserID",
-            &[
-                &["Event", "System", "Security", "#attributes", "UserID"],
-                &["winlog", "user", "identifier"],
-                &["UserID"],
-            ],
-        )?,
+        image,
+        query_name,
+        query_status,
+        query_results,
+        computer,
+        utc_time,
+        process_guid,
+        user_id,
     }))
 }
 
