@@ -226,13 +226,25 @@ fn read_evtx(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item)) -> std::io
         };
         let mut last_good: Option<u64> = None;
         for r in parsed.iter() {
-            let r = r.and_then(|r| r.into_json_value());
+            // rendered to compact JSON by the crate's streaming renderer; only
+            // a record that may be an EventID 22 is parsed into a tree
+            let r = r.and_then(|r| r.into_json_bytes());
             match r {
                 Ok(r) => {
                     last_good = Some(r.event_record_id);
-                    let mut problems = Vec::new();
+                    if !may_be_event_22(&r.data) {
+                        continue;
+                    }
                     let place = format!("EVTX record {}", r.event_record_id);
-                    match record::from_json(&r.data, &mut problems) {
+                    let v = match serde_json::from_slice::<serde_json::Value>(&r.data) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            each(Item::Warning(format!("{place}: rendered JSON does not parse: {e}")));
+                            continue;
+                        }
+                    };
+                    let mut problems = Vec::new();
+                    match record::from_json(&v, &mut problems) {
                         Ok(Some(s)) => each(Item::Record(s)),
                         Ok(None) => {}
                         Err(p) => each(Item::Warning(format!("{place}: {p}"))),
@@ -260,6 +272,28 @@ fn read_evtx(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item)) -> std::io
         )));
     }
     Ok(())
+}
+
+/// Can the compact JSON of an EVTX record be an EventID 22? `false` only
+/// when every `"EventID":` in it is followed by a number other than 22 (the
+/// rendering writes `"EventID":4688` or `"EventID":{"#text":4688,…}`), so
+/// the other records are not parsed into a tree; anything else is `true`
+/// and [`record::from_json`] decides.
+pub fn may_be_event_22(json: &[u8]) -> bool {
+    const KEY: &[u8] = b"\"EventID\":";
+    let mut found = false;
+    for at in memchr::memmem::find_iter(json, KEY) {
+        found = true;
+        let mut rest = &json[at + KEY.len()..];
+        if let Some(r) = rest.strip_prefix(b"{\"#text\":") {
+            rest = r;
+        }
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        if digits == 0 || &rest[..digits] == b"22" {
+            return true;
+        }
+    }
+    !found
 }
 
 /// A top-level JSON array (`[{…}, {…}, …]`), one element at a time: the
@@ -570,4 +604,29 @@ fn read_xml(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item)) -> std::io:
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_22_prefilter() {
+        assert!(may_be_event_22(br##"{"Event":{"System":{"EventID":22,"Version":5}}}"##));
+        assert!(may_be_event_22(
+            br##"{"Event":{"System":{"EventID":{"#text":22,"#attributes":{}}}}}"##
+        ));
+        assert!(!may_be_event_22(br##"{"Event":{"System":{"EventID":1,"Version":5}}}"##));
+        assert!(!may_be_event_22(
+            br##"{"Event":{"System":{"EventID":{"#text":4688}}}}"##
+        ));
+        assert!(!may_be_event_22(br##"{"Event":{"System":{"EventID":221}}}"##));
+        // anything unusual is left to the parser
+        assert!(may_be_event_22(br##"{"Event":{"System":{"EventID":"22"}}}"##));
+        assert!(may_be_event_22(br##"{"Event":{"System":{"EventID": 1}}}"##));
+        assert!(may_be_event_22(br##"{"Event":{"System":{}}}"##));
+        assert!(may_be_event_22(
+            br##"{"Event":{"System":{"EventID":1},"EventData":{"EventID":22}}}"##
+        ));
+    }
 }
