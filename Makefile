@@ -57,11 +57,13 @@ bench:
 	python3 benches/run.py
 	python3 benches/distributed.py --no-build
 	python3 benches/lists.py --no-build
+	python3 benches/scan.py --no-build
 
 bench-quick:
 	python3 benches/run.py --quick --no-profile --no-micro
 	python3 benches/distributed.py --quick --no-build
 	python3 benches/lists.py --quick --no-build
+	python3 benches/scan.py --quick --no-build
 
 fuzz:
 	scripts/fuzz.sh long
