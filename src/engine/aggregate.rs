@@ -1,9 +1,12 @@
 //! `stats count min(_time) as firstTime max(_time) as lastTime by <fields>`.
 //!
-//! Groups live in a `hashbrown::HashTable` keyed by the by-field values. A
-//! lookup hashes the borrowed values of the current membership and compares
-//! them in place, so an existing group costs no allocation; a new group
-//! stores its key once, as one boxed byte string with field end offsets.
+//! Groups live in a `hashbrown::HashTable` of small slots keyed by the
+//! by-field values. A lookup hashes the borrowed values of the current
+//! membership and compares them in place, so an existing group costs no
+//! allocation; a new group appends its key once to one arena (a byte string
+//! with field end offsets) and its aggregates to one vector, so 10^5 groups
+//! are three allocations, not 10^5. The groups come out sorted by a radix
+//! sort on 15-byte digits of their values (`Stats::sorted`).
 //!
 //! Times follow Splunk's min/max: values that parse as decimal numbers are
 //! compared numerically; only when a group has no numeric value at all is the
@@ -165,78 +168,108 @@ impl TimeRange {
     }
 }
 
-/// One group: its by-values, count and `_time` range.
-///
-/// The key is one allocation: the by-values end to end, then each value's
-/// end offset as a little-endian `u32`, so that comparing two keys (values
-/// and boundaries together) is one `memcmp`, whatever the number of fields.
+/// One group's running aggregates. Its key is a record in the key arena of
+/// [`Stats`], at `key`.
 #[derive(Debug)]
-pub struct Group {
-    hash: u64,
-    key: Box<[u8]>,
-    fields: u8,
+struct Tally {
+    key: usize,
     count: u64,
     times: TimeRange,
 }
 
-/// Order two keys laid out as [`Group`] describes by their values, field by
-/// field, each compared as a byte string (not by their concatenation).
-fn compare_keys(a: &[u8], b: &[u8], fields: usize) -> Ordering {
-    let (a_values, a_ends) = a.split_at(a.len() - 4 * fields);
-    let (b_values, b_ends) = b.split_at(b.len() - 4 * fields);
-    let (mut a_start, mut b_start) = (0, 0);
-    for (a_end, b_end) in a_ends.chunks_exact(4).zip(b_ends.chunks_exact(4)) {
-        let a_end = u32::from_le_bytes([a_end[0], a_end[1], a_end[2], a_end[3]]) as usize;
-        let b_end = u32::from_le_bytes([b_end[0], b_end[1], b_end[2], b_end[3]]) as usize;
-        match a_values[a_start..a_end].cmp(&b_values[b_start..b_end]) {
-            Ordering::Equal => {}
-            other => return other,
-        }
-        (a_start, b_start) = (a_end, b_end);
-    }
-    Ordering::Equal
+/// A group table entry: where the group's key record is, which tally is its,
+/// and 32 bits of its hash (hashbrown rehashes with [`table_hash`]).
+///
+/// The table holds 16 bytes a group, so for 10^5 groups it stays in cache,
+/// and the key comparison and the tally it leads to are independent loads.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    key: usize,
+    tally: u32,
+    hash: u32,
 }
 
-/// End offset `i` of a key laid out as [`Group`] describes.
-fn key_end(key: &[u8], fields: usize, i: usize) -> usize {
-    let at = key.len() - 4 * fields + 4 * i;
-    u32::from_le_bytes([key[at], key[at + 1], key[at + 2], key[at + 3]]) as usize
+/// The hash hashbrown sees for a slot: its 32 bits in both halves, so the
+/// bucket (low bits) and the control byte (top bits) both come from them.
+fn table_hash(hash: u32) -> u64 {
+    (u64::from(hash) << 32) | u64::from(hash)
 }
 
-impl Group {
+/// Bytes in front of a key record: its length and its tally's index, `u32` each.
+const RECORD_HEAD: usize = 8;
+
+fn read_u32(bytes: &[u8], at: usize) -> usize {
+    u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize
+}
+
+/// One group, as read from a [`Stats`]: its by-values, count and `_time` range.
+///
+/// Keys live end to end in one arena, each a record: the length of the rest
+/// and the tally index (`u32` each), then each by-value's end offset as a
+/// little-endian `u32`, then the by-values end to end; so comparing a probe
+/// with a group (values and boundaries together) is one `memcmp`, whatever
+/// the number of fields, and the table holds no allocation per group.
+#[derive(Debug, Clone, Copy)]
+pub struct Group<'a> {
+    /// The end offsets (`u32` each), then the by-values.
+    key: &'a [u8],
+    fields: usize,
+    index: usize,
+    tally: &'a Tally,
+}
+
+/// Where a group is in a [`Stats`], as [`Stats::order`] lists them.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupId(usize);
+
+impl<'a> Group<'a> {
     /// By-value `i` (in `stats … by` order).
-    pub fn field(&self, i: usize) -> &[u8] {
-        let n = self.fields as usize;
-        let start = if i == 0 { 0 } else { key_end(&self.key, n, i - 1) };
-        &self.key[start..key_end(&self.key, n, i)]
+    pub fn field(&self, i: usize) -> &'a [u8] {
+        let values = 4 * self.fields;
+        let start = if i == 0 { 0 } else { read_u32(self.key, 4 * (i - 1)) };
+        &self.key[values + start..values + read_u32(self.key, 4 * i)]
+    }
+
+    /// By-values in the key.
+    pub fn fields(&self) -> usize {
+        self.fields
+    }
+
+    /// The group's position in [`Stats::unordered`] (the order groups appeared in).
+    pub fn index(&self) -> usize {
+        self.index
     }
 
     /// Memberships counted.
     pub fn count(&self) -> u64 {
-        self.count
+        self.tally.count
     }
 
     /// The minimum `_time`, in its original text (empty when none was seen).
-    pub fn first(&self) -> &[u8] {
-        self.times.first()
+    pub fn first(&self) -> &'a [u8] {
+        self.tally.times.first()
     }
 
     /// The maximum `_time`, in its original text (empty when none was seen).
-    pub fn last(&self) -> &[u8] {
-        self.times.last()
+    pub fn last(&self) -> &'a [u8] {
+        self.tally.times.last()
     }
 }
 
 /// The group table of one search.
 pub struct Stats {
-    table: HashTable<Group>,
+    table: HashTable<Slot>,
+    /// The groups' aggregates, in the order the groups appeared.
+    tallies: Vec<Tally>,
+    /// The groups' key records, end to end, in the same order.
+    keys: Vec<u8>,
     /// By-fields per group.
     fields: usize,
     hasher: FixedState,
     max_groups: usize,
     memberships: u64,
     key_bytes: usize,
-    /// The key being looked up, laid out like a group's key.
+    /// The key being looked up, laid out like a record without its head.
     probe: Vec<u8>,
 }
 
@@ -250,6 +283,8 @@ impl Stats {
         );
         Stats {
             table: HashTable::new(),
+            tallies: Vec::new(),
+            keys: Vec::new(),
             fields,
             hasher: FixedState::default(),
             max_groups,
@@ -266,7 +301,7 @@ impl Stats {
 
     /// Distinct groups so far.
     pub fn groups(&self) -> usize {
-        self.table.len()
+        self.tallies.len()
     }
 
     /// Memberships counted so far (the sum of all counts).
@@ -277,9 +312,9 @@ impl Stats {
     /// Count one membership of the group `values` with the event's `_time`
     /// values. Fails when a new group would exceed a cap.
     ///
-    /// The probe key is first laid out contiguously (values end to end plus
-    /// their end offsets), so hashing and comparing a group are one pass and
-    /// one `memcmp` each, rather than six.
+    /// The probe key is first laid out contiguously (the values' end offsets,
+    /// then the values end to end), so hashing and comparing a group are one
+    /// pass and one `memcmp` each, rather than six.
     pub fn add(&mut self, values: &[&[u8]], times: &[Time<'_>]) -> Result<(), String> {
         let group = self.group(values)?;
         group.count += 1;
@@ -296,8 +331,8 @@ impl Stats {
         Ok(())
     }
 
-    /// The group of `values`, created empty if new (within the caps).
-    fn group(&mut self, values: &[&[u8]]) -> Result<&mut Group, String> {
+    /// The tally of the group `values`, created empty if new (within the caps).
+    fn group(&mut self, values: &[&[u8]]) -> Result<&mut Tally, String> {
         debug_assert_eq!(values.len(), self.fields);
         let total: usize = values.iter().map(|v| v.len()).sum();
         if total > MAX_GROUP_BYTES {
@@ -306,24 +341,27 @@ impl Stats {
         self.probe.clear();
         let mut end = 0u32;
         for v in values {
-            self.probe.extend_from_slice(v);
-        }
-        for v in values {
             end += v.len() as u32;
             self.probe.extend_from_slice(&end.to_le_bytes());
+        }
+        for v in values {
+            self.probe.extend_from_slice(v);
         }
         let hash = {
             let mut h = self.hasher.build_hasher();
             h.write(&self.probe);
-            h.finish()
+            let h = h.finish();
+            (h ^ (h >> 32)) as u32
         };
-        let groups = self.table.len();
-        let probe = &self.probe;
-        match self
-            .table
-            .entry(hash, |g| g.hash == hash && *g.key == **probe, |g| g.hash)
-        {
-            Entry::Occupied(entry) => Ok(entry.into_mut()),
+        let groups = self.tallies.len();
+        let (probe, keys) = (&self.probe, &self.keys);
+        let matches = |s: &Slot| {
+            s.hash == hash
+                && read_u32(keys, s.key) == probe.len()
+                && keys[s.key + RECORD_HEAD..s.key + RECORD_HEAD + probe.len()] == probe[..]
+        };
+        match self.table.entry(table_hash(hash), matches, |s| table_hash(s.hash)) {
+            Entry::Occupied(entry) => Ok(&mut self.tallies[entry.get().tally as usize]),
             Entry::Vacant(entry) => {
                 if groups >= self.max_groups {
                     return Err(format!(
@@ -331,18 +369,28 @@ impl Stats {
                         self.max_groups, self.max_groups
                     ));
                 }
+                if groups >= u32::MAX as usize {
+                    return Err(format!("more than {} distinct groups: narrow the search", u32::MAX));
+                }
                 if self.key_bytes + total > MAX_GROUP_BYTES {
                     return Err(bytes_exceeded());
                 }
                 self.key_bytes += total;
-                let group = Group {
+                let key = self.keys.len();
+                self.keys.extend_from_slice(&(probe.len() as u32).to_le_bytes());
+                self.keys.extend_from_slice(&(groups as u32).to_le_bytes());
+                self.keys.extend_from_slice(probe);
+                entry.insert(Slot {
+                    key,
+                    tally: groups as u32,
                     hash,
-                    key: probe.as_slice().into(),
-                    fields: self.fields as u8,
+                });
+                self.tallies.push(Tally {
+                    key,
                     count: 0,
                     times: TimeRange::default(),
-                };
-                Ok(entry.insert(group).into_mut())
+                });
+                Ok(self.tallies.last_mut().expect("just pushed"))
             }
         }
     }
@@ -378,14 +426,134 @@ impl Stats {
         Ok(())
     }
 
+    /// The group `id`.
+    pub fn get(&self, id: GroupId) -> Group<'_> {
+        let key = id.0;
+        let len = read_u32(&self.keys, key);
+        let index = read_u32(&self.keys, key + 4);
+        Group {
+            key: &self.keys[key + RECORD_HEAD..key + RECORD_HEAD + len],
+            fields: self.fields,
+            index,
+            tally: &self.tallies[index],
+        }
+    }
+
+    /// The groups in the order they appeared: the cheapest walk, in memory order.
+    pub fn unordered(&self) -> impl Iterator<Item = Group<'_>> + '_ {
+        self.tallies.iter().map(|t| self.get(GroupId(t.key)))
+    }
+
     /// The groups sorted by their by-values, field by field, as byte strings
     /// (the order `stats … by` writes its rows in).
-    pub fn sorted(&self) -> Vec<&Group> {
-        let n = self.fields;
-        let mut groups: Vec<&Group> = self.table.iter().collect();
-        groups.sort_unstable_by(|a, b| compare_keys(&a.key, &b.key, n));
-        groups
+    pub fn sorted(&self) -> Vec<Group<'_>> {
+        self.order().into_iter().map(|id| self.get(id)).collect()
     }
+
+    /// [`Self::sorted`] as handles, 8 bytes a group.
+    pub fn order(&self) -> Vec<GroupId> {
+        self.sorted_keys().into_iter().map(|(_, key)| GroupId(key)).collect()
+    }
+
+    /// [`Self::sorted`] as key record offsets: a most-significant-digit radix
+    /// sort whose digits are 15 bytes of one by-value at a time (see
+    /// [`digit`]), so a comparison is one `u128` compare on a contiguous
+    /// array rather than a walk of two keys elsewhere in memory, and a key
+    /// is read again only while it ties with another one. Runs are taken
+    /// depth first from an explicit stack (no recursion, however long the
+    /// shared prefixes), and runs of a few keys finish with whole-key
+    /// comparisons.
+    fn sorted_keys(&self) -> Vec<(u128, usize)> {
+        const SMALL: usize = 12;
+        let (keys, n) = (&self.keys[..], self.fields);
+        let mut entries: Vec<(u128, usize)> = self
+            .tallies
+            .iter()
+            .map(|t| (digit(keys, t.key, n, 0, 0), t.key))
+            .collect();
+        // (start, end, field, offset into the field's value, digits loaded)
+        let mut stack = vec![(0, entries.len(), 0, 0, true)];
+        while let Some((lo, hi, field, offset, loaded)) = stack.pop() {
+            let run = &mut entries[lo..hi];
+            if run.len() <= SMALL {
+                run.sort_unstable_by(|a, b| compare_records(keys, a.1, b.1, n));
+                continue;
+            }
+            if !loaded {
+                for e in run.iter_mut() {
+                    e.0 = digit(keys, e.1, n, field, offset);
+                }
+            }
+            run.sort_unstable_by_key(|e| e.0);
+            let mut i = 0;
+            while i < run.len() {
+                let d = run[i].0;
+                let j = i + run[i..].iter().position(|e| e.0 != d).unwrap_or(run.len() - i);
+                if j - i > 1 {
+                    // Tied: the value goes on, or it ended and the next field decides.
+                    let next = if d as u8 == DIGIT_MORE {
+                        (field, offset + DIGIT_BYTES)
+                    } else {
+                        (field + 1, 0)
+                    };
+                    if next.0 < n {
+                        stack.push((lo + i, lo + j, next.0, next.1, false));
+                    }
+                }
+                i = j;
+            }
+        }
+        entries
+    }
+}
+
+/// Bytes of a by-value in one radix digit.
+const DIGIT_BYTES: usize = 15;
+/// The last byte of a digit whose value goes on past it.
+const DIGIT_MORE: u8 = DIGIT_BYTES as u8 + 1;
+
+/// The radix digit of by-value `field` of the key record at `key`, from byte
+/// `offset`: up to 15 bytes, big-endian, zero-padded, then how many of them
+/// there are (0 to 15), or 16 when the value goes on. Two digits compare as
+/// the values' remainders do: on the bytes, then a value that ends first
+/// (a prefix of the other) is smaller; equal digits below 16 mean equal values.
+fn digit(keys: &[u8], key: usize, fields: usize, field: usize, offset: usize) -> u128 {
+    let ends = key + RECORD_HEAD;
+    let values = ends + 4 * fields;
+    let start = if field == 0 {
+        0
+    } else {
+        read_u32(keys, ends + 4 * (field - 1))
+    };
+    let rest = &keys[values + start + offset..values + read_u32(keys, ends + 4 * field)];
+    let mut bytes = [0u8; 16];
+    let take = rest.len().min(DIGIT_BYTES);
+    bytes[..take].copy_from_slice(&rest[..take]);
+    bytes[DIGIT_BYTES] = if rest.len() > DIGIT_BYTES {
+        DIGIT_MORE
+    } else {
+        take as u8
+    };
+    u128::from_be_bytes(bytes)
+}
+
+/// Order the key records at `a` and `b` by their values, field by field,
+/// each compared as a byte string (not by their concatenation).
+fn compare_records(keys: &[u8], a: usize, b: usize, fields: usize) -> Ordering {
+    let key = |at: usize| &keys[at + RECORD_HEAD..at + RECORD_HEAD + read_u32(keys, at)];
+    let (a, b) = (key(a), key(b));
+    let (a_ends, a_values) = a.split_at(4 * fields);
+    let (b_ends, b_values) = b.split_at(4 * fields);
+    let (mut a_start, mut b_start) = (0, 0);
+    for i in 0..fields {
+        let (a_end, b_end) = (read_u32(a_ends, 4 * i), read_u32(b_ends, 4 * i));
+        match a_values[a_start..a_end].cmp(&b_values[b_start..b_end]) {
+            Ordering::Equal => {}
+            other => return other,
+        }
+        (a_start, b_start) = (a_end, b_end);
+    }
+    Ordering::Equal
 }
 
 /// The error when the groups would hold too many bytes.
