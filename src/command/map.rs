@@ -9,8 +9,9 @@ use crate::codec::body::Decoder;
 use crate::command::options::Options;
 use crate::engine::{Engine, Grouping};
 use crate::error::Error;
+use crate::protocol::chunk::write_chunk;
 use crate::protocol::metadata::{self, Metrics};
-use std::io::Read;
+use std::io::{self, Read, Write};
 use std::time::Instant;
 
 /// The map phase of one search.
@@ -74,11 +75,10 @@ impl PhaseRun for Map<'_> {
         Ok(())
     }
 
-    fn reply(&mut self, finished: bool) -> (Vec<u8>, Vec<u8>) {
+    fn reply(&mut self, finished: bool, out: &mut dyn Write) -> io::Result<()> {
         self.totals.seconds = self.started.elapsed().as_secs_f64();
-        (
-            metadata::map_reply(finished, &self.totals),
-            std::mem::take(&mut self.pending),
-        )
+        let written = write_chunk(out, &metadata::map_reply(finished, &self.totals), &self.pending);
+        self.pending = Vec::new();
+        written
     }
 }

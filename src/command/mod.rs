@@ -22,14 +22,15 @@ pub mod profile;
 pub mod reduce;
 
 use crate::codec::body::{self, Row};
-use crate::engine::aggregate::Stats;
+use crate::engine::aggregate::{Group, GroupId, Stats, MAX_KEY_FIELDS};
 use crate::engine::wildcard::PatternSet;
 use crate::engine::EventError;
 use crate::error::{Error, Position};
 use crate::protocol::chunk::{write_chunk, ChunkReader};
 use crate::protocol::metadata::{self, Action};
+use arrayvec::ArrayVec;
 use options::{Options, Phase};
-use std::io::{BufReader, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 
 /// The ESCU v1-v4 search's `by` fields, in input order (`Computer` is written as `dest`).
 pub const BY_FIELDS: &[&str] = profile::V4.by_inputs;
@@ -62,8 +63,8 @@ pub fn required_fields(opts: &Options) -> Vec<&str> {
 trait PhaseRun {
     /// Take in one request body.
     fn consume(&mut self, body: &mut dyn Read, chunk: u64, offset: u64) -> Result<(), Error>;
-    /// The reply to the request just consumed: metadata and body.
-    fn reply(&mut self, finished: bool) -> (Vec<u8>, Vec<u8>);
+    /// Write the reply to the request just consumed, one chunk, to `out`.
+    fn reply(&mut self, finished: bool, out: &mut dyn Write) -> io::Result<()>;
 }
 
 /// Serve one splunkd conversation and return the process exit code: 0 after
@@ -141,8 +142,7 @@ fn serve<R: Read, W: Write>(input: R, output: &mut W) -> Result<(), Error> {
             at,
             detail: e.to_string(),
         })?;
-        let (meta, body) = phase.reply(request.finished);
-        write_chunk(output, &meta, &body)?;
+        phase.reply(request.finished, output)?;
         if request.finished {
             return Ok(());
         }
@@ -185,14 +185,119 @@ fn locate(e: EventError, row: &Row<'_>, chunk: u64, base: u64, mv_columns: &[Str
     }
 }
 
-/// Write the groups: a header of `columns` and one row per group in
-/// `stats … by` order: the by-values, then count, first and last `_time`
-/// (`times_first`: first, last, count), then, with `labels`, the category
-/// and the pattern of the first pattern in list order that matches the
-/// group's by-value `query_name` (both empty when none does: the event
-/// matched through another of its values). Serves the reduce's result and
-/// the map's partial rows. Returns the number of rows written; with no group
-/// nothing is written.
+/// The labels of a labelled result: the matcher, the patterns and their
+/// categories (list order), and the by-field whose value they label.
+pub type Labels<'a> = (&'a PatternSet, &'a [String], &'a [String], usize);
+
+/// Bytes the body writer gathers before handing them to the output.
+const WRITE_BLOCK: usize = 64 * 1024;
+
+/// The rows of a group table, sorted and measured before any is written, so
+/// that a reply can announce its body's length in its chunk header and then
+/// stream the rows out, never holding the whole body in memory.
+///
+/// A header of `columns`, then one row per group in `stats … by` order: the
+/// by-values, then count, first and last `_time` (`times_first`: first, last,
+/// count), then, with labels, the category and the pattern of the first
+/// pattern in list order that matches the group's by-value of the labelled
+/// field (both empty when none does: the event matched through another of
+/// its values). With no group there is no row and no header.
+pub struct GroupRows<'a> {
+    stats: &'a Stats,
+    columns: &'a [&'a str],
+    times_first: bool,
+    labels: Option<Labels<'a>>,
+    /// With labels, each group's label (its pattern's index, or `u32::MAX`
+    /// for none), by [`Group::index`].
+    label_of: Vec<u32>,
+    order: Vec<GroupId>,
+    len: u64,
+}
+
+impl<'a> GroupRows<'a> {
+    /// Label the groups of `stats` and count the bytes their rows take (a
+    /// walk in memory order), then sort them.
+    pub fn new(stats: &'a Stats, columns: &'a [&'a str], times_first: bool, labels: Option<Labels<'a>>) -> Self {
+        let mut rows = GroupRows {
+            stats,
+            columns,
+            times_first,
+            labels,
+            label_of: Vec::new(),
+            order: Vec::new(),
+            len: 0,
+        };
+        if stats.groups() == 0 {
+            return rows;
+        }
+        let mut len = row_len(columns.iter().map(|c| c.as_bytes()));
+        for g in stats.unordered() {
+            let label = labels.and_then(|(matcher, _, _, field)| matcher.first_match(g.field(field)));
+            if labels.is_some() {
+                rows.label_of.push(label.map_or(u32::MAX, |i| i as u32));
+            }
+            rows.cells(&g, label, |cells| len += row_len(cells.iter().copied()));
+        }
+        rows.len = len as u64;
+        rows.order = stats.order();
+        rows
+    }
+
+    /// Rows to write (not counting the header).
+    pub fn rows(&self) -> usize {
+        self.order.len()
+    }
+
+    /// Bytes [`Self::write`] writes.
+    pub fn body_len(&self) -> u64 {
+        self.len
+    }
+
+    /// Write the header and the rows to `out`, in blocks of about 64 KiB.
+    pub fn write<W: Write + ?Sized>(&self, out: &mut W) -> std::io::Result<()> {
+        if self.order.is_empty() {
+            return Ok(());
+        }
+        let mut block = Vec::with_capacity(WRITE_BLOCK + 4096);
+        body::write_row(&mut block, self.columns.iter().map(|c| c.as_bytes()));
+        for &id in &self.order {
+            let g = self.stats.get(id);
+            let label = match self.label_of.get(g.index()) {
+                Some(&i) if i != u32::MAX => Some(i as usize),
+                _ => None,
+            };
+            self.cells(&g, label, |cells| body::write_row(&mut block, cells.iter().copied()));
+            if block.len() >= WRITE_BLOCK {
+                out.write_all(&block)?;
+                block.clear();
+            }
+        }
+        out.write_all(&block)
+    }
+
+    /// Call `f` with the cells of the row of `g`, labelled with pattern `label`.
+    fn cells(&self, g: &Group<'_>, label: Option<usize>, f: impl FnOnce(&[&[u8]])) {
+        let mut count = [0u8; 20];
+        let count = fmt_u64(g.count(), &mut count);
+        let mut cells: ArrayVec<&[u8], { MAX_KEY_FIELDS + 5 }> = (0..g.fields()).map(|i| g.field(i)).collect();
+        if self.times_first {
+            cells.extend([g.first(), g.last(), count]);
+        } else {
+            cells.extend([count, g.first(), g.last()]);
+        }
+        if let Some((_, patterns, categories, _)) = self.labels {
+            match label {
+                Some(i) => cells.extend([categories[i].as_bytes(), patterns[i].as_bytes()]),
+                None => cells.extend([&b""[..], b""]),
+            }
+        }
+        f(&cells)
+    }
+}
+
+/// Write the groups of `stats` to `out` as [`GroupRows`] describes. Serves
+/// the reduce's result and the map's partial rows. Returns the number of rows
+/// written; with no group nothing is written.
 pub fn write_groups(
     stats: &Stats,
     columns: &[&str],
@@ -200,37 +305,30 @@ pub fn write_groups(
     labels: Option<(&PatternSet, &[String], &[String], usize)>,
     out: &mut Vec<u8>,
 ) -> usize {
-    let groups = stats.sorted();
-    if groups.is_empty() {
-        return 0;
-    }
-    body::write_row(out, columns.iter().map(|c| c.as_bytes()));
-    let mut count = [0u8; 20];
-    let n = stats.fields();
-    for g in &groups {
-        let count_text = fmt_u64(g.count(), &mut count);
-        let aggregates: [&[u8]; 3] = if times_first {
-            [g.first(), g.last(), count_text]
-        } else {
-            [count_text, g.first(), g.last()]
-        };
-        let label: [&[u8]; 2] = match labels {
-            Some((matcher, patterns, categories, field)) => match matcher.first_match(g.field(field)) {
-                Some(i) => [categories[i].as_bytes(), patterns[i].as_bytes()],
-                None => [b"", b""],
-            },
-            None => [b"", b""],
-        };
-        let extra = if labels.is_some() { &label[..] } else { &[] };
-        let fields = (0..n).map(|i| g.field(i));
-        body::write_row(out, fields.chain(aggregates).chain(extra.iter().copied()));
-    }
-    groups.len()
+    let rows = GroupRows::new(stats, columns, times_first, labels);
+    out.reserve(rows.body_len() as usize);
+    rows.write(out).expect("writing to memory cannot fail");
+    rows.rows()
 }
 
 /// [`write_groups`] for the default search's result (tests and benches).
 pub fn write_results(stats: &Stats, columns: &[&str], out: &mut Vec<u8>) -> usize {
     write_groups(stats, columns, false, None, out)
+}
+
+/// Bytes [`body::write_row`] writes for `values`.
+fn row_len<'v>(values: impl IntoIterator<Item = &'v [u8]>) -> usize {
+    values.into_iter().map(|v| value_len(v) + 1).sum()
+}
+
+/// Bytes [`body::write_value`] writes for `value`: bare when it is only ASCII
+/// letters and digits, otherwise quoted with its quotes doubled.
+fn value_len(value: &[u8]) -> usize {
+    if value.iter().all(u8::is_ascii_alphanumeric) {
+        value.len()
+    } else {
+        value.len() + 2 + memchr::memchr_iter(b'"', value).count()
+    }
 }
 
 /// `n` in decimal, written into `buf` without allocating.

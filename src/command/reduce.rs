@@ -5,14 +5,15 @@
 //! result rows once splunkd says `finished`.
 
 use super::partial::{self, Slots, COUNT, FIRST_TIME, LAST_TIME};
-use super::{locate, write_groups, PhaseRun};
+use super::{locate, GroupRows, PhaseRun};
 use crate::codec::body::Decoder;
 use crate::command::options::Options;
 use crate::engine::aggregate::MAX_KEY_FIELDS;
 use crate::engine::{by_slot, Engine, Grouping, TIME_SLOT};
 use crate::error::Error;
+use crate::protocol::chunk::{write_chunk, write_chunk_streamed};
 use crate::protocol::metadata::{self, Metrics};
-use std::io::Read;
+use std::io::{self, Read, Write};
 use std::time::Instant;
 
 /// Fields the reduce asks splunkd for: the event fields, and with
@@ -107,34 +108,36 @@ impl PhaseRun for Reduce<'_> {
         Ok(())
     }
 
-    fn reply(&mut self, finished: bool) -> (Vec<u8>, Vec<u8>) {
+    fn reply(&mut self, finished: bool, out: &mut dyn Write) -> io::Result<()> {
         if !finished {
-            return (metadata::progress_reply().to_vec(), Vec::new());
+            return write_chunk(out, metadata::progress_reply(), b"");
         }
-        let mut body = Vec::new();
         let stats = self.engine.stats();
         let counters = self.engine.counters();
+        let profile = &self.opts.profile;
+        let labels = self.opts.categories.as_deref().map(|categories| {
+            (
+                &self.opts.matcher,
+                &self.opts.patterns[..],
+                categories,
+                profile.query_name,
+            )
+        });
+        let columns = profile.result_columns(labels.is_some());
+        // Sorted and measured first: the chunk header needs the body's length,
+        // then the rows stream out behind it.
+        let rows = GroupRows::new(stats, &columns, profile.times_before_count, labels);
         let metrics = Metrics {
             chunks: self.chunks,
             events_read: counters.events_read,
             events_matched: counters.events_matched,
             partial_rows: counters.partials_merged,
-            groups: {
-                let profile = &self.opts.profile;
-                let labels = self.opts.categories.as_deref().map(|categories| {
-                    (
-                        &self.opts.matcher,
-                        &self.opts.patterns[..],
-                        categories,
-                        profile.query_name,
-                    )
-                });
-                let columns = profile.result_columns(labels.is_some());
-                write_groups(stats, &columns, profile.times_before_count, labels, &mut body) as u64
-            },
+            groups: rows.rows() as u64,
             memberships: stats.memberships(),
             seconds: self.started.elapsed().as_secs_f64(),
         };
-        (metadata::final_reply(&metrics), body)
+        write_chunk_streamed(out, &metadata::final_reply(&metrics), rows.body_len(), |out| {
+            rows.write(out)
+        })
     }
 }

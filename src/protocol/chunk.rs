@@ -278,11 +278,58 @@ impl<R: BufRead> Read for BodyReader<'_, R> {
 /// body is not copied into a frame buffer first, so a large result is held
 /// once, not twice. Nothing between the writes can fail but the pipe itself,
 /// so a reply is never interleaved with another or cut by our own code.
-pub fn write_chunk<W: Write>(out: &mut W, metadata: &[u8], body: &[u8]) -> io::Result<()> {
+pub fn write_chunk<W: Write + ?Sized>(out: &mut W, metadata: &[u8], body: &[u8]) -> io::Result<()> {
     out.write_all(format!("chunked 1.0,{},{}\n", metadata.len(), body.len()).as_bytes())?;
     out.write_all(metadata)?;
     out.write_all(body)?;
     out.flush()
+}
+
+/// Write one chunk whose body `body` writes straight to `out` once the header
+/// has announced `body_len` bytes, so a large body need never be held in
+/// memory. Writing a different number of bytes is an error (the reader
+/// would lose its framing).
+pub fn write_chunk_streamed<W: Write + ?Sized>(
+    out: &mut W,
+    metadata: &[u8],
+    body_len: u64,
+    body: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
+    out.write_all(format!("chunked 1.0,{},{}\n", metadata.len(), body_len).as_bytes())?;
+    out.write_all(metadata)?;
+    let mut counted = Counted { inner: out, bytes: 0 };
+    body(&mut counted)?;
+    if counted.bytes != body_len {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("a reply body announced {body_len} bytes but wrote {}", counted.bytes),
+        ));
+    }
+    out.flush()
+}
+
+/// A writer that counts the bytes it passes on.
+struct Counted<'a, W: Write + ?Sized> {
+    inner: &'a mut W,
+    bytes: u64,
+}
+
+impl<W: Write + ?Sized> Write for Counted<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.inner.write_all(buf)?;
+        self.bytes += buf.len() as u64;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 #[cfg(test)]
