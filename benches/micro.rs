@@ -11,7 +11,8 @@
 //!   chunk, for 6 to 100,000 patterns;
 //! * `aggregation`: [`Stats::add`] for the memberships of 10^6 events at 20%
 //!   match, into a fresh table (every group inserted once) and into a full one
-//!   (lookups only, the steady state), for 800 (realistic) and 100,000 groups;
+//!   (lookups only, the steady state), for 800 (realistic) and 100,000 groups,
+//!   and the result rows of those groups sorted, measured and written;
 //! * `end_to_end`: [`command::run`] over a whole 10^5-event request stream.
 //!
 //! `cargo bench --bench micro`; `benches/run.py` runs it and copies the
@@ -255,6 +256,14 @@ fn aggregation(c: &mut Criterion) {
             b.iter(|| {
                 add_all(&mut full, &members);
                 full.groups()
+            })
+        });
+        // The result: sort the groups, measure and write their rows.
+        let mut out = Vec::new();
+        g.bench_function(BenchmarkId::new("sort and write the rows", name), |b| {
+            b.iter(|| {
+                out.clear();
+                command::write_results(&full, &command::RESULT_COLUMNS, &mut out)
             })
         });
     }

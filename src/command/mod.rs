@@ -451,6 +451,65 @@ mod tests {
     }
 
     #[test]
+    fn value_len_is_what_write_value_writes() {
+        for v in [
+            &b""[..],
+            b"abc09",
+            b"a b",
+            b"\"",
+            b"\"\"x\"",
+            b"a,b\nc\r",
+            b"\0\xff\xe0\xb8\x81",
+            b"C:\\Windows\\x.exe",
+        ] {
+            let mut out = Vec::new();
+            body::write_value(&mut out, v);
+            assert_eq!(value_len(v), out.len(), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn group_rows_announce_the_bytes_they_write() {
+        let mut stats = Stats::new(100, 6);
+        let key = |q: &'static str| -> [&'static [u8]; 6] { [b"C:\\p.exe", q.as_bytes(), b"0", b"p", b"\"q\"", b"h"] };
+        stats
+            .add(&key("pastebin.com"), &[crate::engine::aggregate::Time::new(b"1.5")])
+            .unwrap();
+        stats.add(&key("a\"b"), &[]).unwrap();
+        stats
+            .add(&key("zz"), &[crate::engine::aggregate::Time::new(b"x,y")])
+            .unwrap();
+        let matcher = PatternSet::new(&["*paste*".to_string()]).unwrap();
+        let (patterns, categories) = (vec!["*paste*".to_string()], vec!["paste sites".to_string()]);
+        let cols: Vec<&str> = RESULT_COLUMNS
+            .iter()
+            .copied()
+            .chain(["category", "matched_pattern"])
+            .collect();
+        for (labels, times_first) in [
+            (None, false),
+            (Some((&matcher, &patterns[..], &categories[..], 1)), true),
+        ] {
+            let cols = if labels.is_some() {
+                &cols[..]
+            } else {
+                &RESULT_COLUMNS[..]
+            };
+            let rows = GroupRows::new(&stats, cols, times_first, labels);
+            let mut out = Vec::new();
+            rows.write(&mut out).unwrap();
+            assert_eq!(out.len() as u64, rows.body_len());
+            assert_eq!(rows.rows(), 3);
+            let mut chunk = Vec::new();
+            crate::protocol::chunk::write_chunk_streamed(&mut chunk, b"{}", rows.body_len(), |o| rows.write(o))
+                .unwrap();
+            assert!(chunk.ends_with(&out));
+        }
+        let e = crate::protocol::chunk::write_chunk_streamed(&mut Vec::new(), b"{}", 5, |o| o.write_all(b"four"));
+        assert!(e.unwrap_err().to_string().contains("announced 5 bytes but wrote 4"));
+    }
+
+    #[test]
     fn eof_after_getinfo_is_a_clean_exit() {
         let mut out = Vec::new();
         assert_eq!(run(&chunk(GETINFO, b"")[..], &mut out), 0);
