@@ -1505,9 +1505,12 @@ fn the_source_opens_no_files_sockets_or_processes() {
                     "src/scan may only read its command line: {env_uses:?}"
                 );
             }
+            // The SIMD classification of the skimmer is the one unsafe code
+            // (SECURITY.md): intrinsics on blocks it is handed.
+            let simd = path.ends_with("src/codec/skim.rs");
             assert!(
-                !text.contains("unsafe"),
-                "{} has unsafe code (SECURITY.md says none)",
+                simd || !text.contains("unsafe"),
+                "{} has unsafe code (SECURITY.md allows it in src/codec/skim.rs only)",
                 path.display()
             );
             checked += 1;

@@ -20,7 +20,8 @@
 //! of ASCII letters and digits, otherwise quoted with quotes doubled. That
 //! also protects values with leading or trailing blanks (scp2.md §18.3).
 
-use crate::codec::multivalue;
+use crate::codec::{multivalue, skim};
+use crate::engine::prefilter::Prefilter;
 use crate::engine::Event;
 pub use crate::engine::Field;
 use crate::error::Error;
@@ -48,6 +49,15 @@ pub struct Decoder {
     columns: Columns,
     window: Vec<u8>,
     ends: Vec<usize>,
+    /// With a prefilter, rows holding none of its literals are only skimmed.
+    prefilter: Option<Prefilter>,
+    /// Wanted fields whose column in a chunk's header turns skimming off.
+    skim_unless: u64,
+    /// Rows of the last body passed over by the skimmer.
+    skipped: u64,
+    /// The window's size between bodies ([`WINDOW`]; smaller in tests, to
+    /// cross its edges often).
+    window_size: usize,
 }
 
 /// The current row of a chunk body, handed to the caller's closure.
@@ -256,7 +266,27 @@ impl Decoder {
             columns: Columns::default(),
             window: Vec::new(),
             ends: Vec::new(),
+            prefilter: None,
+            skim_unless: 0,
+            skipped: 0,
+            window_size: WINDOW,
         }
+    }
+
+    /// Hand `each_row` only the rows where `prefilter` finds a literal; the
+    /// other rows are skimmed ([`skim`]): counted and checked, but not
+    /// tokenised. Not in a chunk whose header has a column for one of the
+    /// wanted fields `unless` lists (bit `i` for field `i`, `i` < 63): the
+    /// caller's rows that must be read whatever they hold.
+    pub fn skim_with(&mut self, prefilter: Prefilter, unless: u64) {
+        self.prefilter = Some(prefilter);
+        self.skim_unless = unless;
+    }
+
+    /// How many rows of the last body [`decode`](Self::decode) passed over
+    /// without calling `each_row` (all of them with no prefilter literal).
+    pub fn skipped(&self) -> u64 {
+        self.skipped
     }
 
     /// Decode one chunk body, calling `each_row` for every data row.
@@ -269,8 +299,8 @@ impl Decoder {
         R: Read,
         F: FnMut(&Row<'_>) -> Result<(), Error>,
     {
-        if self.window.len() < WINDOW {
-            self.window.resize(WINDOW, 0);
+        if self.window.len() < self.window_size {
+            self.window.resize(self.window_size, 0);
         }
         let err = |row: u64, offset: u64, column: Option<String>, detail: String| Error::Body {
             chunk,
@@ -286,7 +316,26 @@ impl Decoder {
         let mut rows = 0u64;
         let mut have_header = false;
         let mut failed_read: Option<io::Error> = None;
+        self.skipped = 0;
+        let mut skimming = false;
+        // The prefilter's last answer, valid for positions up to it.
+        let mut hit: Option<usize> = None;
         loop {
+            if skimming && pos < filled {
+                let prefilter = self.prefilter.as_ref().expect("skimming needs a prefilter");
+                let window = &self.window[..filled];
+                let s = skim::skim(window, pos, self.columns.count, |from| match hit {
+                    Some(h) if h >= from => h,
+                    _ => {
+                        let h = prefilter.find(window, from).unwrap_or(usize::MAX);
+                        hit = Some(h);
+                        h
+                    }
+                });
+                rows += s.rows;
+                self.skipped += s.rows;
+                pos = s.next;
+            }
             let scan = if pos == filled {
                 if eof {
                     break;
@@ -304,6 +353,7 @@ impl Decoder {
                     } else if !have_header {
                         self.resolve_columns(pos);
                         have_header = true;
+                        skimming = self.prefilter.is_some() && self.columns.present & self.skim_unless == 0;
                     } else {
                         rows += 1;
                         if self.ends.len() != self.columns.count {
@@ -335,6 +385,7 @@ impl Decoder {
                         return Err(err(rows + 1, window_offset + filled as u64, None, e.to_string()));
                     }
                     // Keep the unfinished record, make room, read more.
+                    hit = None;
                     self.window.copy_within(pos..filled, 0);
                     filled -= pos;
                     window_offset += pos as u64;
@@ -370,9 +421,9 @@ impl Decoder {
                 }
             }
         }
-        if self.window.len() > WINDOW {
+        if self.window.len() > self.window_size {
             // One huge record grew the window; give the memory back.
-            self.window.truncate(WINDOW);
+            self.window.truncate(self.window_size);
             self.window.shrink_to_fit();
         }
         Ok(rows)
@@ -461,6 +512,18 @@ pub fn encode_records(fields: &[&[u8]], rows: &[Vec<Vec<Vec<u8>>>], out: &mut Ve
             cells.push(mv);
         }
         write_row(out, cells.iter().map(Vec::as_slice));
+    }
+}
+
+/// One record of `data` from `start` as the tokeniser sees it at the end of
+/// the input: where the next starts, its field count, and whether it is a
+/// blank line; `None` when it is not RFC 4180. For the skimmer's tests.
+#[cfg(test)]
+pub(super) fn tokenise_for_tests(data: &[u8], start: usize) -> Option<(usize, usize, bool)> {
+    let mut ends = Vec::new();
+    match scan_record(data, start, true, &mut ends) {
+        Scan::Record { next } => Some((next, ends.len(), ends.len() == 1 && cell_end(ends[0]) == start)),
+        _ => None,
     }
 }
 
@@ -618,6 +681,99 @@ mod tests {
                 .collect();
             proptest::prop_assert_eq!(&ours, &expected);
             proptest::prop_assert_eq!(&oracle, &expected);
+        }
+    }
+
+    /// A row as handed to `each_row`: number, offset and every field's values.
+    type Seen = (u64, u64, Vec<Vec<Vec<u8>>>);
+
+    /// Decode `body` read `step` bytes at a time through a window of
+    /// `window` bytes, with or without skimming for `literals`.
+    fn decode_rows(
+        body: &[u8],
+        step: usize,
+        window: usize,
+        literals: Option<&[Vec<u8>]>,
+    ) -> (Result<u64, String>, Vec<Seen>, u64) {
+        struct Steps<'a>(&'a [u8], usize);
+        impl Read for Steps<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = self.1.min(buf.len()).min(self.0.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let wanted = ["f0", "f1", "f2"];
+        let mut d = Decoder::new(&wanted);
+        d.window_size = window;
+        if let Some(l) = literals {
+            d.skim_with(Prefilter::new(l).expect("a prefilter"), 0);
+        }
+        let mut seen = Vec::new();
+        let result = d.decode(Steps(body, step), 1, 0, |row| {
+            let fields = (0..wanted.len())
+                .map(|i| {
+                    row.field(i)
+                        .values()
+                        .map(|v| v.map(|v| v.into_owned()).unwrap_or_default())
+                        .collect()
+                })
+                .collect();
+            seen.push((row.number, row.offset, fields));
+            Ok(())
+        });
+        (result.map_err(|e| e.to_string()), seen, d.skipped())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        /// The candidate scan against the full tokeniser: any body (well
+        /// formed or not), read in any steps through any window, gives the
+        /// same row count and the same error, and hands over exactly the
+        /// rows the tokeniser gives, less only rows none of whose values
+        /// holds a literal.
+        #[test]
+        fn skimming_hands_over_every_row_that_can_match(
+            cells in proptest::collection::vec(proptest::prop_oneof![
+                proptest::strategy::Just(&b"pastebin"[..]), proptest::strategy::Just(&b"PasTEbin.com"[..]),
+                proptest::strategy::Just(&b"pasteb"[..]), proptest::strategy::Just(&b"x.Ngrok.io"[..]),
+                proptest::strategy::Just(&b"a"[..]), proptest::strategy::Just(&b""[..]),
+                proptest::strategy::Just(&b"\"q\"\"\""[..]), proptest::strategy::Just(&b"\"a,\nb\r\n\""[..]),
+                proptest::strategy::Just(&b"ok.io"[..]),
+            ], 0..90),
+            seps in proptest::collection::vec(proptest::prop_oneof![
+                8 => proptest::strategy::Just(&b","[..]), 3 => proptest::strategy::Just(&b"\n"[..]),
+                1 => proptest::strategy::Just(&b"\r\n"[..]), 1 => proptest::strategy::Just(&b"\""[..]),
+                1 => proptest::strategy::Just(&b""[..]), 1 => proptest::strategy::Just(&b"\n\n"[..]),
+            ], 90),
+            step in 1usize..300,
+            window in 8usize..400,
+        ) {
+            let mut body = b"f0,\"f1\",f2\n".to_vec();
+            for (cell, sep) in cells.iter().zip(&seps) {
+                body.extend_from_slice(cell);
+                body.extend_from_slice(sep);
+            }
+            let literals = [b"pastebin".to_vec(), b"ngrok.io".to_vec()];
+            let (all_result, all, _) = decode_rows(&body, step, window, None);
+            let (result, seen, skipped) = decode_rows(&body, step, window, Some(&literals));
+            proptest::prop_assert_eq!(&result, &all_result);
+            let holds = |fields: &Vec<Vec<Vec<u8>>>| fields.iter().flatten().any(|v| {
+                literals.iter().any(|l| v.windows(l.len()).any(|w| w.eq_ignore_ascii_case(l)))
+            });
+            let mut handed = seen.iter().peekable();
+            for row in &all {
+                if handed.peek() == Some(&row) {
+                    handed.next();
+                } else {
+                    proptest::prop_assert!(!holds(&row.2), "a row that can match was skipped: {:?}", row);
+                }
+            }
+            proptest::prop_assert!(handed.next().is_none(), "a row the tokeniser never gave was handed over");
+            if let Ok(rows) = result {
+                proptest::prop_assert_eq!(rows, seen.len() as u64 + skipped);
+            }
         }
     }
 

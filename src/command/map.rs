@@ -7,6 +7,7 @@ use super::partial::partial_columns;
 use super::{locate, required_fields, write_groups, PhaseRun};
 use crate::codec::body::Decoder;
 use crate::command::options::Options;
+use crate::engine::prefilter::Prefilter;
 use crate::engine::{Engine, Grouping};
 use crate::error::Error;
 use crate::protocol::chunk::write_chunk;
@@ -32,7 +33,10 @@ impl<'o> Map<'o> {
     /// A map phase reading the fields of [`required_fields`].
     pub fn new(opts: &'o Options) -> Self {
         let fields = required_fields(opts);
-        let decoder = Decoder::new(&fields);
+        let mut decoder = Decoder::new(&fields);
+        if let Some(prefilter) = Prefilter::of(&opts.matcher) {
+            decoder.skim_with(prefilter, 0);
+        }
         let mv_columns = (0..fields.len()).map(|i| decoder.mv_column_name(i)).collect();
         let match_slot = fields
             .iter()
@@ -64,6 +68,7 @@ impl PhaseRun for Map<'_> {
         self.decoder.decode(body, chunk, offset, |row| {
             engine.offer(row).map_err(|e| locate(e, row, chunk, offset, mv_columns))
         })?;
+        engine.passed_over(self.decoder.skipped());
         self.pending.clear();
         let rows = write_groups(engine.stats(), &self.columns, false, None, &mut self.pending) as u64;
         let counters = engine.counters();

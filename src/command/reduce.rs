@@ -9,6 +9,7 @@ use super::{locate, GroupRows, PhaseRun};
 use crate::codec::body::Decoder;
 use crate::command::options::Options;
 use crate::engine::aggregate::MAX_KEY_FIELDS;
+use crate::engine::prefilter::Prefilter;
 use crate::engine::{by_slot, Engine, Grouping, TIME_SLOT};
 use crate::error::Error;
 use crate::protocol::chunk::{write_chunk, write_chunk_streamed};
@@ -56,7 +57,12 @@ impl<'o> Reduce<'o> {
             .collect();
         let count = fields.len();
         fields.extend([COUNT, FIRST_TIME, LAST_TIME]);
-        let decoder = Decoder::new(&fields);
+        let mut decoder = Decoder::new(&fields);
+        if let Some(prefilter) = Prefilter::of(&opts.matcher) {
+            // Partial rows are merged whatever they hold: a chunk that has
+            // their columns is read row by row.
+            decoder.skim_with(prefilter, 0b111 << count);
+        }
         let mv_columns = (0..fields.len()).map(|i| decoder.mv_column_name(i)).collect();
         let by = opts
             .profile
@@ -105,6 +111,7 @@ impl PhaseRun for Reduce<'_> {
                 }),
             }
         })?;
+        self.engine.passed_over(self.decoder.skipped());
         Ok(())
     }
 

@@ -10,6 +10,7 @@
 //! event; the front-end adds where (chunk, row, byte offset, file, record).
 
 pub mod aggregate;
+pub mod prefilter;
 pub mod wildcard;
 
 use crate::codec::multivalue;
@@ -249,6 +250,12 @@ impl<'p> Engine<'p> {
         self.by_values = by_values;
         self.time_values = time_values;
         result
+    }
+
+    /// Count `n` events the front-end knows cannot match without offering
+    /// them (rows the [`prefilter`] found none of its literals in).
+    pub fn passed_over(&mut self, n: u64) {
+        self.counters.events_read += n;
     }
 
     /// Merge a partial aggregate of one group, as a map phase computed it

@@ -115,6 +115,8 @@ pub struct PatternSet {
     segmented: Vec<Segmented>,
     /// The first pattern that is only `*`s, if any.
     match_all: Option<usize>,
+    /// One literal per pattern that every value it matches holds.
+    required: Vec<Vec<u8>>,
 }
 
 /// A pattern the matcher refuses.
@@ -141,6 +143,7 @@ impl PatternSet {
         let (mut shaped, mut shaped_pattern, mut shapes) = (Vec::new(), Vec::new(), Vec::new());
         let mut segmented = Vec::new();
         let mut match_all = None;
+        let mut required = Vec::new();
         for (index, p) in patterns.iter().enumerate() {
             let p = p.as_ref();
             if p.is_empty() {
@@ -153,6 +156,9 @@ impl PatternSet {
                 .filter(|s| !s.is_empty())
                 .map(<[u8]>::to_vec)
                 .collect();
+            if let Some(longest) = segments.iter().max_by_key(|s| s.len()) {
+                required.push(longest.clone());
+            }
             match segments.len() {
                 0 => {
                     match_all.get_or_insert(index);
@@ -189,7 +195,19 @@ impl PatternSet {
             shapes,
             segmented,
             match_all,
+            required,
         })
+    }
+
+    /// Literals of which every value that matches holds at least one
+    /// (ASCII-case-insensitively): each pattern's longest segment. `None`
+    /// when a pattern is only `*`s, which matches values without any.
+    /// Serves the [`Prefilter`](super::prefilter::Prefilter).
+    pub fn required_literals(&self) -> Option<&[Vec<u8>]> {
+        match self.match_all {
+            Some(_) => None,
+            None => Some(&self.required),
+        }
     }
 
     /// The index (in the list given to [`PatternSet::new`]) of the first

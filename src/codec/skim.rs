@@ -1,0 +1,441 @@
+//! Skimming a body: finding where each row ends, and that it is well formed,
+//! 64 bytes at a time, without tokenising it.
+//!
+//! Most rows of a search cannot match (a 1% match rate is usual), and the
+//! [`Prefilter`](crate::engine::prefilter::Prefilter) tells which rows might.
+//! The others only need to be counted — and checked, since a malformed row
+//! must still be an error — which [`skim`] does far cheaper than the
+//! tokeniser: each 64-byte block is classified into bit masks of its quotes,
+//! commas, LFs and CRs (SSE2 on x86_64, NEON on aarch64, both in every CPU of
+//! those architectures), and the quoted regions follow from a prefix XOR of
+//! the quote mask (a position is inside quotes exactly when an odd number of
+//! quotes precede it, doubled quotes included). A row ends at an LF outside
+//! quotes; its field count is the commas outside quotes, plus one.
+//!
+//! RFC 4180 is checked on the masks: a quote that opens a quoted region
+//! must start a cell (follow a comma, an LF, the row start, or — for a
+//! doubled quote — a quote), and a quote that closes one must be followed by
+//! a comma, an LF, a CRLF or a quote. Whenever a row breaks a rule, or has
+//! the wrong field count, skimming stops at its start and the tokeniser
+//! takes that row, so every error is reported by the one code that words
+//! them; the checks here only have to be strict enough never to pass a row
+//! the tokeniser would refuse.
+
+/// The classes of one 64-byte block: bit `i` for byte `i`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Masks {
+    quote: u64,
+    comma: u64,
+    lf: u64,
+    cr: u64,
+}
+
+/// A way of classifying a block: the code [`skim`] is compiled with.
+trait Classify {
+    fn classify(block: &[u8; 64]) -> Masks;
+}
+
+/// SSE2, in every x86_64 CPU.
+#[cfg(target_arch = "x86_64")]
+struct Sse2;
+
+#[cfg(target_arch = "x86_64")]
+impl Classify for Sse2 {
+    #[inline(always)]
+    fn classify(block: &[u8; 64]) -> Masks {
+        use std::arch::x86_64::{__m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8};
+        let mut m = Masks::default();
+        for i in 0..4 {
+            // SAFETY: SSE2 is part of the x86_64 baseline, and the 16 bytes
+            // read lie inside `block` (an unaligned load is allowed).
+            unsafe {
+                let v = _mm_loadu_si128(block.as_ptr().add(16 * i).cast::<__m128i>());
+                let bits =
+                    |c: u8| (_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8))) as u16 as u64) << (16 * i);
+                m.quote |= bits(b'"');
+                m.comma |= bits(b',');
+                m.lf |= bits(b'\n');
+                m.cr |= bits(b'\r');
+            }
+        }
+        m
+    }
+}
+
+/// AVX2, checked for at run time: half the instructions of SSE2.
+#[cfg(target_arch = "x86_64")]
+struct Avx2;
+
+#[cfg(target_arch = "x86_64")]
+impl Classify for Avx2 {
+    /// Only ever inlined into [`skim_avx2`], which enables AVX2.
+    #[inline(always)]
+    fn classify(block: &[u8; 64]) -> Masks {
+        use std::arch::x86_64::{
+            __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_set1_epi8,
+        };
+        let mut m = Masks::default();
+        for i in 0..2 {
+            // SAFETY: reached only through `skim_avx2`, called after the CPU
+            // was seen to have AVX2; the 32 bytes read lie inside `block`.
+            unsafe {
+                let v = _mm256_loadu_si256(block.as_ptr().add(32 * i).cast::<__m256i>());
+                let bits = |c: u8| {
+                    (_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_set1_epi8(c as i8))) as u32 as u64) << (32 * i)
+                };
+                m.quote |= bits(b'"');
+                m.comma |= bits(b',');
+                m.lf |= bits(b'\n');
+                m.cr |= bits(b'\r');
+            }
+        }
+        m
+    }
+}
+
+/// NEON, in every aarch64 CPU.
+#[cfg(target_arch = "aarch64")]
+struct Neon;
+
+#[cfg(target_arch = "aarch64")]
+impl Classify for Neon {
+    #[inline(always)]
+    fn classify(block: &[u8; 64]) -> Masks {
+        use std::arch::aarch64::{
+            uint8x16_t, vandq_u8, vceqq_u8, vdupq_n_u8, vgetq_lane_u64, vld1q_u8, vpaddq_u8, vreinterpretq_u64_u8,
+        };
+        // SAFETY: NEON is part of the aarch64 baseline, and the four 16-byte
+        // loads lie inside `block`.
+        unsafe {
+            const WEIGHTS: [u8; 16] = [1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128];
+            let weights = vld1q_u8(WEIGHTS.as_ptr());
+            let v: [uint8x16_t; 4] = std::array::from_fn(|i| vld1q_u8(block.as_ptr().add(16 * i)));
+            // One bit per byte: weight each lane's match, then add neighbours
+            // pairwise until each byte of the first 64 bits holds eight lanes.
+            let bits = |c: u8| {
+                let c = vdupq_n_u8(c);
+                let t: [uint8x16_t; 4] = std::array::from_fn(|i| vandq_u8(vceqq_u8(v[i], c), weights));
+                let s = vpaddq_u8(vpaddq_u8(t[0], t[1]), vpaddq_u8(t[2], t[3]));
+                vgetq_lane_u64::<0>(vreinterpretq_u64_u8(vpaddq_u8(s, s)))
+            };
+            Masks {
+                quote: bits(b'"'),
+                comma: bits(b','),
+                lf: bits(b'\n'),
+                cr: bits(b'\r'),
+            }
+        }
+    }
+}
+
+/// Byte at a time: other architectures, and the tests' oracle.
+#[cfg_attr(any(target_arch = "x86_64", target_arch = "aarch64"), allow(dead_code))]
+struct Scalar;
+
+impl Classify for Scalar {
+    #[inline(always)]
+    fn classify(block: &[u8; 64]) -> Masks {
+        classify_scalar(block)
+    }
+}
+
+/// The byte-at-a-time classification: the fallback for other architectures
+/// and the oracle for the SIMD ones.
+#[cfg_attr(any(target_arch = "x86_64", target_arch = "aarch64"), allow(dead_code))]
+fn classify_scalar(block: &[u8; 64]) -> Masks {
+    let mut m = Masks::default();
+    for (i, &b) in block.iter().enumerate() {
+        let bit = 1u64 << i;
+        match b {
+            b'"' => m.quote |= bit,
+            b',' => m.comma |= bit,
+            b'\n' => m.lf |= bit,
+            b'\r' => m.cr |= bit,
+            _ => {}
+        }
+    }
+    m
+}
+
+/// Bit `i` set when an odd number of bits `0..=i` of `x` are set.
+#[inline(always)]
+fn prefix_xor(mut x: u64) -> u64 {
+    x ^= x << 1;
+    x ^= x << 2;
+    x ^= x << 4;
+    x ^= x << 8;
+    x ^= x << 16;
+    x ^= x << 32;
+    x
+}
+
+/// Bits `k..64`.
+#[inline(always)]
+fn from_bit(k: u32) -> u64 {
+    if k >= 64 {
+        0
+    } else {
+        !0 << k
+    }
+}
+
+/// Bits `0..=k`.
+#[inline(always)]
+fn through_bit(k: u32) -> u64 {
+    if k >= 63 {
+        !0
+    } else {
+        (1 << (k + 1)) - 1
+    }
+}
+
+/// What [`skim`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Skimmed {
+    /// Where it stopped: the start of the first row it left to the
+    /// tokeniser (a possible match, a row it could not vouch for, or the
+    /// unfinished last row of `data`).
+    pub next: usize,
+    /// Rows passed over (blank lines are not rows).
+    pub rows: u64,
+}
+
+/// Pass over the complete rows of `data` from `start` (a row start) that
+/// have `fields` fields, follow RFC 4180, and hold no position `candidate`
+/// names; stop at the first other row. `candidate(from)` gives the first
+/// possible-match position at or after `from` (`usize::MAX` for none); it is
+/// only asked for positions at row starts, in increasing order.
+pub fn skim(data: &[u8], start: usize, fields: usize, candidate: impl FnMut(usize) -> usize) -> Skimmed {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("popcnt") && is_x86_feature_detected!("bmi1") {
+            // SAFETY: the CPU has the features the function is compiled for.
+            return unsafe { skim_avx2(data, start, fields, candidate) };
+        }
+        skim_with::<Sse2>(data, start, fields, candidate)
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        skim_with::<Neon>(data, start, fields, candidate)
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        skim_with::<Scalar>(data, start, fields, candidate)
+    }
+}
+
+/// [`skim_with`] compiled for AVX2 CPUs (with POPCNT and BMI1 for counting
+/// and walking the masks).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,popcnt,bmi1")]
+unsafe fn skim_avx2(data: &[u8], start: usize, fields: usize, candidate: impl FnMut(usize) -> usize) -> Skimmed {
+    skim_with::<Avx2>(data, start, fields, candidate)
+}
+
+#[inline(always)]
+fn skim_with<C: Classify>(
+    data: &[u8],
+    start: usize,
+    fields: usize,
+    mut candidate: impl FnMut(usize) -> usize,
+) -> Skimmed {
+    let commas_wanted = fields.saturating_sub(1) as u64;
+    let mut row_start = start;
+    let mut rows = 0;
+    let mut next_candidate = candidate(start);
+    // Carries from one block into the next.
+    let mut in_quotes = 0u64; // all ones inside a quoted region
+    let mut prev_delim = 1u64; // bit 0: the previous byte lets a quote open (row start: yes)
+    let mut after_close = 0u64; // bit 0: the previous byte closed a quoted region
+    let mut after_close_cr = 0u64; // bit 0: the previous byte was a CR after a closing quote
+    let mut commas = 0u64; // commas outside quotes in the current row, before this block
+    let mut block = [0u8; 64];
+    let mut base = start;
+    while base < data.len() {
+        let len = (data.len() - base).min(64);
+        let m = if len == 64 {
+            C::classify(data[base..base + 64].try_into().expect("64 bytes"))
+        } else {
+            block[..len].copy_from_slice(&data[base..]);
+            block[len..].fill(0);
+            C::classify(&block)
+        };
+        let valid = if len == 64 { !0 } else { (1u64 << len) - 1 };
+
+        let inside = prefix_xor(m.quote) ^ in_quotes;
+        in_quotes = 0u64.wrapping_sub(inside >> 63);
+        let opens = m.quote & inside;
+        let closes = m.quote & !inside;
+        let delims = m.comma | m.lf | m.quote;
+        let may_open = (delims << 1) | prev_delim;
+        prev_delim = delims >> 63;
+        let follows_close = (closes << 1) | after_close;
+        after_close = closes >> 63;
+        let cr_after_close = follows_close & m.cr;
+        let needs_lf = (cr_after_close << 1) | after_close_cr;
+        after_close_cr = cr_after_close >> 63;
+        let broken = ((opens & !may_open) | (follows_close & !(delims | m.cr)) | (needs_lf & !m.lf)) & valid;
+
+        let comma_out = m.comma & !inside;
+        let mut ends = m.lf & !inside & valid;
+        let mut from = row_start.saturating_sub(base) as u32; // row start within the block (0 when earlier)
+        while ends != 0 {
+            let end_bit = ends.trailing_zeros();
+            let row_bits = from_bit(from) & through_bit(end_bit);
+            let end = base + end_bit as usize; // the LF
+            let blank = end == row_start || (end == row_start + 1 && data[row_start] == b'\r');
+            if broken & row_bits != 0 {
+                return Skimmed { next: row_start, rows };
+            }
+            if !blank {
+                let row_commas = commas + u64::from((comma_out & row_bits).count_ones());
+                if row_commas != commas_wanted || next_candidate <= end {
+                    return Skimmed { next: row_start, rows };
+                }
+                rows += 1;
+            }
+            row_start = end + 1;
+            if next_candidate < row_start {
+                next_candidate = candidate(row_start);
+            }
+            commas = 0;
+            from = end_bit + 1;
+            ends &= ends - 1;
+        }
+        if broken & from_bit(from) != 0 {
+            return Skimmed { next: row_start, rows };
+        }
+        commas += u64::from((comma_out & from_bit(from)).count_ones());
+        base += 64;
+    }
+    Skimmed { next: row_start, rows }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn simd_classes_equal_the_scalar_ones() {
+        let mut block = [0u8; 64];
+        for seed in 0..2000u32 {
+            for (i, b) in block.iter_mut().enumerate() {
+                let x = (seed.wrapping_mul(2654435761) ^ (i as u32).wrapping_mul(40503)).rotate_left(i as u32 % 31);
+                *b = b"\",\n\rab\xff\x00"[(x % 8) as usize];
+            }
+            #[cfg(target_arch = "x86_64")]
+            {
+                assert_eq!(Sse2::classify(&block), classify_scalar(&block), "{block:?}");
+                if is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU has AVX2.
+                    assert_eq!(unsafe { avx2_classify(&block) }, classify_scalar(&block), "{block:?}");
+                }
+            }
+            #[cfg(target_arch = "aarch64")]
+            assert_eq!(Neon::classify(&block), classify_scalar(&block), "{block:?}");
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn avx2_classify(block: &[u8; 64]) -> Masks {
+        Avx2::classify(block)
+    }
+
+    /// Every way of skimming gives the same answer as the scalar one.
+    fn skim_all(data: &[u8], fields: usize) -> Skimmed {
+        let s = skim(data, 0, fields, no_candidates);
+        assert_eq!(s, skim_with::<Scalar>(data, 0, fields, no_candidates));
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(s, skim_with::<Sse2>(data, 0, fields, no_candidates));
+        s
+    }
+
+    fn no_candidates(_: usize) -> usize {
+        usize::MAX
+    }
+
+    #[test]
+    fn passes_over_well_formed_rows_and_stops_at_the_rest() {
+        let body = b"a,\"b,\nc\"\n\"x\"\"y\",z\r\n\n\"p\",q\nbad\",r\n";
+        let s = skim(body, 0, 2, no_candidates);
+        assert_eq!(s.rows, 3);
+        assert_eq!(&body[s.next..], b"bad\",r\n");
+        // wrong field count
+        assert_eq!(skim(b"a,b\nc\n", 0, 2, no_candidates), Skimmed { next: 4, rows: 1 });
+        // a closing quote followed by a letter, and a CR not before an LF
+        assert_eq!(skim(b"\"a\"b,c\n", 0, 2, no_candidates).next, 0);
+        assert_eq!(skim(b"a,\"c\"\rx\n", 0, 2, no_candidates).next, 0);
+        // an unfinished row is left for more input
+        assert_eq!(skim(b"a,b\nc,\"d\n", 0, 2, no_candidates), Skimmed { next: 4, rows: 1 });
+        // a candidate position stops at its row
+        assert_eq!(
+            skim(b"a,b\nc,d\ne,f\n", 0, 2, |from| if from <= 5 { 5 } else { usize::MAX }).next,
+            4
+        );
+    }
+
+    /// The records the tokeniser finds, as (start, next, fields, blank),
+    /// until the end or an error.
+    fn tokenised(data: &[u8]) -> Vec<(usize, usize, usize, bool)> {
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while pos < data.len() {
+            match super::super::body::tokenise_for_tests(data, pos) {
+                Some((next, fields, blank)) => {
+                    out.push((pos, next, fields, blank));
+                    pos = next;
+                }
+                None => break,
+            }
+        }
+        out
+    }
+
+    proptest! {
+        /// Whatever the body, the skimmer passes over exactly a prefix of
+        /// the rows the tokeniser accepts with the right field count, and
+        /// stops at a row start.
+        #[test]
+        fn never_passes_a_row_the_tokeniser_would_refuse(
+            body in prop::collection::vec(prop::sample::select(b"\",\n\rab".to_vec()), 0..400),
+            fields in 1usize..4,
+        ) {
+            let s = skim_all(&body, fields);
+            let rows = tokenised(&body);
+            let mut passed = 0;
+            let mut pos = 0;
+            for &(start, next, n, blank) in &rows {
+                if start == s.next { break; }
+                prop_assert!(blank || n == fields, "passed a row with {} fields at {}", n, start);
+                prop_assert!(body[next - 1] == b'\n', "passed an unterminated row");
+                if !blank { passed += 1; }
+                pos = next;
+            }
+            prop_assert_eq!(pos, s.next, "stopped inside a row");
+            prop_assert_eq!(passed, s.rows);
+        }
+
+        /// On well-formed bodies it passes over every complete row.
+        #[test]
+        fn passes_every_well_formed_row(
+            rows in prop::collection::vec(prop::collection::vec("[ab,\"\r\n]{0,8}", 3), 0..30),
+            crlf in any::<bool>(),
+        ) {
+            let mut body = Vec::new();
+            for r in &rows {
+                for (i, v) in r.iter().enumerate() {
+                    if i > 0 { body.push(b','); }
+                    body.push(b'"');
+                    body.extend(v.replace('"', "\"\"").bytes());
+                    body.push(b'"');
+                }
+                body.extend_from_slice(if crlf { b"\r\n" } else { b"\n" });
+            }
+            let s = skim(&body, 0, 3, no_candidates);
+            prop_assert_eq!(s.next, body.len());
+            prop_assert_eq!(s.rows, rows.len() as u64);
+        }
+    }
+}

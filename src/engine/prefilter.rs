@@ -1,0 +1,292 @@
+//! Which places of a whole chunk body could hold a match, found without
+//! reading a single field.
+//!
+//! Every pattern but `*` needs at least one literal in the matched value
+//! ([`PatternSet::required_literals`](super::wildcard::PatternSet::required_literals)):
+//! `*pastebin*` needs `pastebin`, `*tunnel.*.ngrok.com*` its longest segment.
+//! A value's bytes stand in the CSV body as they are (quoting only doubles
+//! the `"` of a value, and no literal here holds one), so a row whose bytes
+//! hold none of the literals, in any letter case, cannot match, and need not
+//! be tokenised. [`Prefilter::find`] searches the body for them at SIMD speed.
+//!
+//! The search: aho-corasick's packed searcher (Teddy) is the fastest
+//! multi-literal search there is, but has no ASCII case folding. So each
+//! literal is represented by a three-byte *fingerprint*, its slice with the
+//! fewest letters, and every letter-case variant of the fingerprints (at most
+//! eight each) goes into Teddy. Variants of one fingerprint share their low
+//! nybbles, so Teddy puts them in one bucket and the bucket's masks accept
+//! exactly the case-folded fingerprint. Each fingerprint hit is then checked
+//! against the whole literals that own the fingerprint, ASCII-case-insensitively.
+
+use aho_corasick::packed::{Config, MatchKind, Searcher};
+use aho_corasick::Span;
+
+/// Bytes per fingerprint: Teddy's widest mask.
+const FINGERPRINT: usize = 3;
+
+/// Above this many fingerprint variants the search is not built: Teddy's
+/// buckets fill up and its verification, not the scan, would set the pace;
+/// the body is then tokenised row by row as before.
+const MAX_VARIANTS: usize = 256;
+
+/// A literal and where its fingerprint sits in it.
+#[derive(Debug, Clone)]
+struct Owner {
+    literal: Vec<u8>,
+    at: usize,
+}
+
+/// Finds, in a body, places where a pattern's literal occurs.
+#[derive(Debug, Clone)]
+pub struct Prefilter {
+    searcher: Searcher,
+    /// Lowercased fingerprints, sorted, and the literals owning each.
+    fingerprints: Vec<([u8; FINGERPRINT], Vec<Owner>)>,
+}
+
+impl Prefilter {
+    /// The prefilter of a search's patterns, when one can be built.
+    pub fn of(patterns: &super::wildcard::PatternSet) -> Option<Self> {
+        patterns.required_literals().and_then(Self::new)
+    }
+
+    /// A prefilter for `literals` (ASCII-case-insensitive), or `None` when no
+    /// fast search can be built: a literal shorter than a fingerprint, one
+    /// holding `"` (doubled in the body), too many variants, or none at all.
+    pub fn new(literals: &[Vec<u8>]) -> Option<Self> {
+        if literals.is_empty() {
+            return None;
+        }
+        if literals.iter().any(|l| l.len() < FINGERPRINT || l.contains(&b'"')) {
+            return None;
+        }
+        // Each literal's fingerprint: its cheapest slice, where a slice some
+        // other literal already uses costs nothing more. Twice over, so the
+        // first literals also see the choices of the later ones.
+        let mut chosen: Vec<usize> = vec![0; literals.len()];
+        for pass in 0..2 {
+            for (i, literal) in literals.iter().enumerate() {
+                let others: Vec<[u8; FINGERPRINT]> = (0..literals.len())
+                    .filter(|&j| j != i && (pass > 0 || j < i))
+                    .map(|j| lowered(&literals[j][chosen[j]..]))
+                    .collect();
+                chosen[i] = (0..=literal.len() - FINGERPRINT)
+                    .min_by_key(|&at| {
+                        let fp = lowered(&literal[at..]);
+                        let added = if others.contains(&fp) { 0 } else { 1 << letters(&fp) };
+                        (added, commonness(&fp))
+                    })
+                    .expect("the literal is long enough");
+            }
+        }
+        let mut fingerprints: Vec<([u8; FINGERPRINT], Vec<Owner>)> = Vec::new();
+        for (literal, &at) in literals.iter().zip(&chosen) {
+            let fp = lowered(&literal[at..]);
+            let owner = Owner {
+                literal: literal.clone(),
+                at,
+            };
+            match fingerprints.binary_search_by(|(f, _)| f.cmp(&fp)) {
+                Ok(i) => fingerprints[i].1.push(owner),
+                Err(i) => fingerprints.insert(i, (fp, vec![owner])),
+            }
+        }
+        // Teddy gives each new group of variants (same low nybbles) the
+        // bucket `last - id % buckets`, where `id` is its first pattern's
+        // index: with each fingerprint's first spelling listed first, every
+        // fingerprint opens its group with a new index, so up to 8 (16 in
+        // Teddy's wide form) fingerprints get buckets of their own instead of
+        // sharing one, whose masks would then accept any mix of them.
+        let spellings: Vec<Vec<Vec<u8>>> = fingerprints.iter().map(|(fp, _)| case_variants(fp)).collect();
+        let firsts = spellings.iter().map(|v| v[0].clone());
+        let rest = spellings.iter().flat_map(|v| v[1..].iter().cloned());
+        let variants: Vec<Vec<u8>> = firsts.chain(rest).collect();
+        if variants.len() > MAX_VARIANTS {
+            return None;
+        }
+        let searcher = Config::new()
+            .match_kind(MatchKind::LeftmostFirst)
+            .heuristic_pattern_limits(false)
+            .builder()
+            .extend(&variants)
+            .build()?;
+        Some(Prefilter { searcher, fingerprints })
+    }
+
+    /// The position of the first fingerprint at or after `from` in `hay`
+    /// that starts an occurrence of one of its literals (within `hay`);
+    /// `None` when there is none. Every occurrence of a literal lies over
+    /// its fingerprint's position, so a row holding an occurrence holds the
+    /// position returned for it or an earlier one in the same row.
+    pub fn find(&self, hay: &[u8], from: usize) -> Option<usize> {
+        let mut at = from;
+        while at < hay.len() {
+            let m = self.searcher.find_in(hay, Span::from(at..hay.len()))?;
+            let p = m.start();
+            if self.verified(hay, p) {
+                return Some(p);
+            }
+            at = p + 1;
+        }
+        None
+    }
+
+    /// Does a literal owning the fingerprint at `p` occur around it?
+    fn verified(&self, hay: &[u8], p: usize) -> bool {
+        let fp = lowered(&hay[p..]);
+        let Ok(i) = self.fingerprints.binary_search_by(|(f, _)| f.cmp(&fp)) else {
+            return false;
+        };
+        self.fingerprints[i].1.iter().any(|o| {
+            p >= o.at
+                && hay
+                    .get(p - o.at..p - o.at + o.literal.len())
+                    .is_some_and(|s| s.eq_ignore_ascii_case(&o.literal))
+        })
+    }
+}
+
+/// The first [`FINGERPRINT`] bytes of `bytes`, lowercased.
+fn lowered(bytes: &[u8]) -> [u8; FINGERPRINT] {
+    let mut fp = [0u8; FINGERPRINT];
+    fp.copy_from_slice(&bytes[..FINGERPRINT]);
+    fp.make_ascii_lowercase();
+    fp
+}
+
+/// How many letters `fp` has: each doubles its case variants.
+fn letters(fp: &[u8]) -> u32 {
+    fp.iter().filter(|b| b.is_ascii_alphabetic()).count() as u32
+}
+
+/// How common the bytes of `fp` are in DNS names and paths: between two
+/// fingerprints, the more common gives Teddy more false hits to check.
+fn commonness(fp: &[u8]) -> usize {
+    fp.iter()
+        .map(|b| match b.to_ascii_lowercase() {
+            b'.' | b'e' | b'a' | b'o' | b'i' | b'n' | b's' | b't' | b'r' | b'c' | b'm' | b'l' => 2,
+            b'0'..=b'9' | b'-' | b'/' | b'\\' | b' ' => 1,
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Every ASCII letter-case spelling of `fp`.
+fn case_variants(fp: &[u8; FINGERPRINT]) -> Vec<Vec<u8>> {
+    let mut out = vec![Vec::with_capacity(FINGERPRINT)];
+    for &b in fp {
+        let spellings: &[u8] = if b.is_ascii_alphabetic() {
+            &[b.to_ascii_lowercase(), b.to_ascii_uppercase()]
+        } else {
+            std::slice::from_ref(&b)
+        };
+        out = out
+            .into_iter()
+            .flat_map(|v| {
+                spellings.iter().map(move |&s| {
+                    let mut v = v.clone();
+                    v.push(s);
+                    v
+                })
+            })
+            .collect();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn lits(l: &[&str]) -> Vec<Vec<u8>> {
+        l.iter().map(|s| s.as_bytes().to_vec()).collect()
+    }
+
+    /// The plain answer: the first position at or after `from` where some
+    /// literal's occurrence covers its fingerprint.
+    fn naive(p: &Prefilter, hay: &[u8], from: usize) -> Option<usize> {
+        (from..hay.len().saturating_sub(FINGERPRINT - 1)).find(|&i| p.verified(hay, i))
+    }
+
+    #[test]
+    fn finds_the_six_in_any_case_and_nothing_else() {
+        let p = Prefilter::new(&lits(&[
+            "pastebin",
+            "textbin",
+            "ngrok.io",
+            "discord",
+            "duckdns.org",
+            "pasteio.com",
+        ]))
+        .unwrap();
+        let hay: &[u8] =
+            b"\"C:\\x.exe\",\"www.PasteBin.com\",0\n\"a\",\"cdn.DISCORDapp.com\"\n\"b\",\"ngrok.com\",\"paste.io\"\n";
+        let mut found = Vec::new();
+        let mut at = 0;
+        while let Some(f) = p.find(hay, at) {
+            found.push(f);
+            at = f + 1;
+        }
+        let rows: Vec<usize> = found
+            .iter()
+            .map(|&f| hay[..f].iter().filter(|&&b| b == b'\n').count())
+            .collect();
+        assert_eq!(rows, [0, 1], "ngrok.com and paste.io are near misses: {found:?}");
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_serve() {
+        assert!(Prefilter::new(&[]).is_none());
+        assert!(Prefilter::new(&lits(&["ab"])).is_none());
+        assert!(Prefilter::new(&lits(&["a\"bc"])).is_none());
+        let many: Vec<String> = (0..100).map(|i| format!("zz{i:03}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert!(Prefilter::new(&lits(&many)).is_some());
+    }
+
+    #[test]
+    fn fingerprints_avoid_letters() {
+        assert_eq!(case_variants(b"k.i").len(), 4);
+        let six = Prefilter::new(&lits(&[
+            "pastebin",
+            "textbin",
+            "ngrok.io",
+            "discord",
+            "duckdns.org",
+            "pasteio.com",
+        ]))
+        .unwrap();
+        let variants: usize = six.fingerprints.iter().map(|(fp, _)| 1 << letters(fp)).sum();
+        // few enough for Teddy's narrow (and faster) form, which serves 32
+        assert!(variants <= 32, "{variants}: {:?}", six.fingerprints);
+    }
+
+    proptest! {
+        #[test]
+        fn agrees_with_a_plain_search(
+            literals in prop::collection::vec("[a-cA-C.0]{3,6}", 1..8),
+            hay in prop::collection::vec(prop::sample::select(b"abcABC.0,\n\"x".to_vec()), 0..300),
+            from in 0usize..300,
+        ) {
+            let literals: Vec<Vec<u8>> = literals.into_iter().map(String::into_bytes).collect();
+            let p = Prefilter::new(&literals).unwrap();
+            let from = from.min(hay.len());
+            prop_assert_eq!(p.find(&hay, from), naive(&p, &hay, from));
+            // every position reported lies inside an occurrence of a literal
+            if let Some(f) = p.find(&hay, from) {
+                prop_assert!(literals.iter().any(|l| (f.saturating_sub(l.len() - 1)..=f)
+                    .any(|s| hay.get(s..s + l.len()).is_some_and(|w| w.eq_ignore_ascii_case(l)))));
+            }
+            // every occurrence of a literal is found from its start, inside it
+            for l in &literals {
+                for i in 0..hay.len().saturating_sub(l.len() - 1) {
+                    if hay[i..i + l.len()].eq_ignore_ascii_case(l) {
+                        let found = p.find(&hay, i);
+                        prop_assert!(found.is_some_and(|f| f < i + l.len()), "{:?} at {}", l, i);
+                    }
+                }
+            }
+        }
+    }
+}
