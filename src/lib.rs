@@ -8,9 +8,11 @@
 //!   metadata + body) and what a request asks and a reply says
 //!   ([`protocol::metadata`], JSON);
 //! * [`codec`]: the CSV body codec ([`codec::body`]) with `__mv_` fields
-//!   ([`codec::multivalue`]);
+//!   ([`codec::multivalue`]), and the skimmer that passes over rows which
+//!   cannot match without tokenising them ([`codec::skim`]);
 //! * [`engine`]: matching and grouping events, with no protocol and no I/O:
-//!   the Splunk wildcard matcher compiled once per search ([`engine::wildcard`])
+//!   the Splunk wildcard matcher compiled once per search ([`engine::wildcard`]),
+//!   the search for its literals over whole bodies ([`engine::prefilter`])
 //!   and `stats count min(_time) max(_time) by …` ([`engine::aggregate`]);
 //! * [`command`]: the SCP v2 front-end: getinfo answer and execute loop
 //!   wiring the above together, and the command's arguments declared in one
@@ -18,6 +20,7 @@
 //! * [`scan`]: the second front-end, `abusedweb scan FILE...`: the same
 //!   detection over EVTX, JSON and XmlWinEventLog files, outside Splunk;
 //! * [`guard`]: panics become error replies;
+//! * [`pipe`]: stdin's pipe widened so splunkd can run ahead of the command;
 //! * [`error`]: the error type whose text the user sees.
 
 #![deny(missing_docs)]
@@ -27,5 +30,6 @@ pub mod command;
 pub mod engine;
 pub mod error;
 pub mod guard;
+pub mod pipe;
 pub mod protocol;
 pub mod scan;

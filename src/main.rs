@@ -10,6 +10,7 @@ fn main() {
     if let Some(args) = abusedweb::scan::requested() {
         std::process::exit(abusedweb::scan::main(args));
     }
+    abusedweb::pipe::widen_stdin();
     let stdin = io::stdin().lock();
     let mut stdout = io::stdout().lock();
     let code = abusedweb::guard::run_guarded(&mut stdout, |out| abusedweb::command::run(stdin, out));
