@@ -3,12 +3,17 @@
 //! * Decoding never panics and gives the same rows, values and errors
 //!   whatever the size of the reads from the body (1 to 16 bytes at a time
 //!   against the whole slice).
+//! * Skimming for the six default literals (the candidate scan) gives the
+//!   same row count and error, and hands over the tokeniser's rows less only
+//!   rows none of whose values holds a literal.
 //! * `__mv_` decoding: whatever decodes re-encodes to the same bytes, and any
 //!   list of values survives encode → decode.
 #![no_main]
 
 use abusedweb::codec::body::Decoder;
 use abusedweb::codec::multivalue;
+use abusedweb::engine::prefilter::Prefilter;
+use abusedweb::engine::wildcard::DEFAULT_PATTERNS;
 use libfuzzer_sys::fuzz_target;
 use std::cell::RefCell;
 use std::io::Read;
@@ -47,6 +52,16 @@ thread_local! {
     // reuses its decoder across the chunks of a search: state left behind by
     // one body (a grown window, a failed decode) must not change the next.
     static DECODERS: [RefCell<Decoder>; 2] = [RefCell::new(Decoder::new(&FIELDS)), RefCell::new(Decoder::new(&FIELDS))];
+    static SKIMMING: RefCell<Decoder> = RefCell::new({
+        let mut d = Decoder::new(&FIELDS);
+        d.skim_with(Prefilter::new(&literals()).expect("the six get a prefilter"), 0);
+        d
+    });
+}
+
+/// The literals of the six default patterns (`*pastebin*` → `pastebin`).
+fn literals() -> Vec<Vec<u8>> {
+    DEFAULT_PATTERNS.iter().map(|p| p.trim_matches('*').as_bytes().to_vec()).collect()
 }
 
 fn decode<R: Read>(which: usize, body: R) -> (Result<u64, String>, Rows) {
@@ -85,6 +100,32 @@ fuzz_target!(|data: &[u8]| {
     // a new decoder's buffer costs more than most inputs).
     if mode % 8 == 0 {
         assert_eq!(whole, decode_with(&mut Decoder::new(&FIELDS), rest));
+    }
+
+    // The candidate scan against the tokeniser.
+    let (skim_result, skimmed, skipped) = SKIMMING.with(|d| {
+        let mut d = d.borrow_mut();
+        let (result, rows) = decode_with(&mut d, Trickle { data: rest, step: usize::from(mode / 16) + 1 });
+        (result, rows, d.skipped())
+    });
+    assert_eq!(skim_result, whole.0);
+    let literals = literals();
+    let holds = |fields: &Vec<Result<Vec<Vec<u8>>, usize>>| {
+        fields.iter().flatten().flatten().any(|v| {
+            literals.iter().any(|l| v.windows(l.len()).any(|w| w.eq_ignore_ascii_case(l)))
+        })
+    };
+    let mut handed = skimmed.iter().peekable();
+    for row in &whole.1 {
+        if handed.peek() == Some(&row) {
+            handed.next();
+        } else {
+            assert!(!holds(&row.2), "a row that can match was skipped: {row:?}");
+        }
+    }
+    assert!(handed.next().is_none(), "a row the tokeniser never gave was handed over");
+    if let Ok(n) = skim_result {
+        assert_eq!(n, skimmed.len() as u64 + skipped);
     }
 
     // The whole input as one encoded `__mv_` value.
