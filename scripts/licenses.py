@@ -124,19 +124,30 @@ def main():
     for path in args[sep + 1:]:
         with open(path) as f:
             metas.append(json.load(f))
-    meta = metas[0]
-    for path, other in zip(args[sep + 2:], metas[1:]):
-        if crate_names(other) != crate_names(meta):
-            sys.exit(f"licenses.py: {path} compiles in other crates than {args[sep + 1]}; list them per program")
-    packages = {p["id"]: p for p in meta["packages"]}
+    if len(metas) != len(programs):
+        sys.exit("licenses.py: give one METADATA_JSON per PROGRAM, in the same order")
+    # The crates of each program (its target's `cargo metadata`); the union is
+    # listed, each crate with the programs it is in when not in all of them
+    # (rustix, for one, is compiled into the Linux programs only).
+    packages, crates_of, linked = {}, [], set()
+    for meta in metas:
+        by_id = {p["id"]: p for p in meta["packages"]}
+        in_binary = normal_deps(meta, into_macros=False)
+        keys = set()
+        for pid in normal_deps(meta):
+            key = (by_id[pid]["name"], by_id[pid]["version"])
+            packages.setdefault(key, by_id[pid])
+            keys.add(key)
+            if pid in in_binary:
+                linked.add(key)
+        crates_of.append(keys)
     out.mkdir(parents=True, exist_ok=True)
     elf = [p for p in programs if not p.endswith(".exe")]
     exe = [p for p in programs if p.endswith(".exe")]
 
-    linked = normal_deps(meta, into_macros=False)
     index, missing = [], []
-    for pid in sorted(normal_deps(meta), key=lambda i: (packages[i]["name"], packages[i]["version"])):
-        pkg = packages[pid]
+    for key in sorted(set().union(*crates_of)):
+        pkg = packages[key]
         crate_dir = Path(pkg["manifest_path"]).parent
         files = sorted(p for p in crate_dir.iterdir() if p.is_file() and LICENCE_NAME.match(p.name))
         if not files:
@@ -151,8 +162,11 @@ def main():
         note = ""
         if is_proc_macro(pkg):
             note = " [proc-macro: runs at build time, the code it generates is compiled in]"
-        elif pid not in linked:
+        elif key not in linked:
             note = " [build time only: used by a proc-macro]"
+        where = [prog for prog, keys in zip(programs, crates_of) if key in keys]
+        if len(where) < len(programs):
+            note += f" [only in {', '.join(where)}]"
         index.append(
             f"{pkg['name']}-{pkg['version']}: {pkg.get('license') or 'see files'}"
             f" ({', '.join(p.name for p in files)}){note}"
@@ -200,7 +214,7 @@ def main():
         "Third-party code compiled into (or used to build) the programs of this app:\n"
         + "".join(f"  {p}\n" for p in programs)
         + "with the licence texts each ships (one folder per crate, <name>-<version>).\n"
-        "The same crates are compiled into every program.\n\n"
+        "Each crate is compiled into every program unless its line names the ones it is in.\n\n"
         + "\n".join(index)
         + "\n"
     )
