@@ -229,17 +229,15 @@ mod tests {
         l.iter().map(|s| s.as_bytes().to_vec()).collect()
     }
 
+    /// The prefilter of the six default patterns.
+    fn six() -> Prefilter {
+        Prefilter::of(&super::super::wildcard::PatternSet::new(&super::super::wildcard::DEFAULT_PATTERNS).unwrap())
+            .expect("the six get a prefilter")
+    }
+
     #[test]
     fn finds_the_six_in_any_case_and_nothing_else() {
-        let p = Prefilter::new(&lits(&[
-            "pastebin",
-            "textbin",
-            "ngrok.io",
-            "discord",
-            "duckdns.org",
-            "pasteio.com",
-        ]))
-        .unwrap();
+        let p = six();
         let hay: &[u8] =
             b"\"C:\\x.exe\",\"www.PasteBin.com\",0\n\"a\",\"cdn.DISCORDapp.com\"\n\"b\",\"ngrok.com\",\"paste.io\"\n";
         let mut found = Vec::new();
@@ -273,15 +271,7 @@ mod tests {
     #[test]
     fn fingerprints_avoid_letters() {
         assert_eq!(case_variants(b"k.i").len(), 4);
-        let six = Prefilter::new(&lits(&[
-            "pastebin",
-            "textbin",
-            "ngrok.io",
-            "discord",
-            "duckdns.org",
-            "pasteio.com",
-        ]))
-        .unwrap();
+        let six = six();
         // few enough for Teddy's narrow (and faster) form, which serves 32
         assert!(six.spellings() <= 32, "{six:?}");
     }
