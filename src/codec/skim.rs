@@ -187,26 +187,6 @@ fn prefix_xor(mut x: u64) -> u64 {
     x
 }
 
-/// Bits `k..64`.
-#[inline(always)]
-fn from_bit(k: u32) -> u64 {
-    if k >= 64 {
-        0
-    } else {
-        !0 << k
-    }
-}
-
-/// Bits `0..=k`.
-#[inline(always)]
-fn through_bit(k: u32) -> u64 {
-    if k >= 63 {
-        !0
-    } else {
-        (1 << (k + 1)) - 1
-    }
-}
-
 /// What [`skim`] did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Skimmed {
@@ -296,10 +276,13 @@ fn skim_with<C: Classify>(
 
         let comma_out = m.comma & !inside;
         let mut ends = m.lf & !inside & valid;
-        let mut from = row_start.saturating_sub(base) as u32; // row start within the block (0 when earlier)
+        // The block's bits from the current row's start on (a row never
+        // starts inside a block it did not end the previous row in).
+        let mut rest = !0u64;
         while ends != 0 {
             let end_bit = ends.trailing_zeros();
-            let row_bits = from_bit(from) & through_bit(end_bit);
+            let upto = u64::MAX >> (63 - end_bit); // bits 0..=end_bit
+            let row_bits = rest & upto;
             let end = base + end_bit as usize; // the LF
             let blank = end == row_start || (end == row_start + 1 && data[row_start] == b'\r');
             if broken & row_bits != 0 {
@@ -317,13 +300,13 @@ fn skim_with<C: Classify>(
                 next_candidate = candidate(row_start);
             }
             commas = 0;
-            from = end_bit + 1;
+            rest = !upto;
             ends &= ends - 1;
         }
-        if broken & from_bit(from) != 0 {
+        if broken & rest != 0 {
             return Skimmed { next: row_start, rows };
         }
-        commas += u64::from((comma_out & from_bit(from)).count_ones());
+        commas += u64::from((comma_out & rest).count_ones());
         base += 64;
     }
     Skimmed { next: row_start, rows }
