@@ -29,7 +29,7 @@ use std::borrow::Cow;
 use std::io::{self, Read};
 
 /// Initial size of the decoding window; a record larger than this grows it.
-const WINDOW: usize = 1 << 20;
+pub const WINDOW: usize = 1 << 20;
 
 /// The fields one chunk's header provides, resolved to column indexes.
 #[derive(Debug, Default, Clone)]

@@ -133,7 +133,8 @@ impl Prefilter {
 
     /// How many fingerprint spellings the search holds (at most 32 keeps
     /// Teddy in its narrow, fastest form).
-    pub fn spellings(&self) -> usize {
+    #[cfg(test)]
+    fn spellings(&self) -> usize {
         self.fingerprints.iter().map(|(fp, _)| 1 << letters(fp)).sum()
     }
 
