@@ -11,7 +11,9 @@ fn main() {
         std::process::exit(abusedweb::scan::main(args));
     }
     abusedweb::pipe::widen_stdin();
-    let stdin = io::stdin().lock();
+    // Unlocked, so the body can be read ahead on a second thread (a lock
+    // guard cannot move between threads); each read takes the lock.
+    let stdin = io::stdin();
     let mut stdout = io::stdout().lock();
     let code = abusedweb::guard::run_guarded(&mut stdout, |out| abusedweb::command::run(stdin, out));
     let _ = stdout.flush();

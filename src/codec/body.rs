@@ -20,6 +20,7 @@
 //! of ASCII letters and digits, otherwise quoted with quotes doubled. That
 //! also protects values with leading or trailing blanks (scp2.md §18.3).
 
+use crate::codec::ahead::{self, Ahead, Filled, Hits};
 use crate::codec::{multivalue, skim};
 use crate::engine::prefilter::Prefilter;
 use crate::engine::Event;
@@ -27,6 +28,9 @@ pub use crate::engine::Field;
 use crate::error::Error;
 use std::borrow::Cow;
 use std::io::{self, Read};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::thread::Scope;
 
 /// Initial size of the decoding window; a record larger than this grows it.
 pub const WINDOW: usize = 1 << 20;
@@ -55,6 +59,8 @@ pub struct Decoder {
     skim_unless: u64,
     /// Rows of the last body passed over by the skimmer.
     skipped: u64,
+    /// Windows for the worker reading ahead, kept from one body to the next.
+    spare: Vec<Vec<u8>>,
     /// The window's size between bodies ([`WINDOW`]; smaller in tests, to
     /// cross its edges often).
     window_size: usize,
@@ -255,6 +261,15 @@ fn scan_record(data: &[u8], start: usize, eof: bool, ends: &mut Vec<usize>) -> S
     }
 }
 
+/// Where one body's bytes come from, for the whole of [`Decoder::decode`].
+struct Input<'scope, 'env, R> {
+    scope: &'scope Scope<'scope, 'env>,
+    body: &'env Mutex<R>,
+    prefilter: Option<&'env Prefilter>,
+    /// Whether the worker should search its windows (the header decides).
+    search: &'env AtomicBool,
+}
+
 impl Decoder {
     /// A decoder that extracts `wanted` fields (plus their `__mv_` columns).
     pub fn new<S: AsRef<[u8]>>(wanted: &[S]) -> Self {
@@ -269,6 +284,7 @@ impl Decoder {
             prefilter: None,
             skim_unless: 0,
             skipped: 0,
+            spare: Vec::new(),
             window_size: WINDOW,
         }
     }
@@ -293,10 +309,38 @@ impl Decoder {
     ///
     /// `chunk` and `base_offset` (the body's offset in the request stream)
     /// only serve error messages. Returns the number of data rows. Errors
-    /// from the closure are passed through unchanged.
-    pub fn decode<R, F>(&mut self, mut body: R, chunk: u64, base_offset: u64, mut each_row: F) -> Result<u64, Error>
+    /// from the closure are passed through unchanged. A body longer than one
+    /// window is read ahead on a second thread ([`ahead`]).
+    pub fn decode<R, F>(&mut self, body: R, chunk: u64, base_offset: u64, mut each_row: F) -> Result<u64, Error>
     where
-        R: Read,
+        R: Read + Send,
+        F: FnMut(&Row<'_>) -> Result<(), Error>,
+    {
+        let prefilter = self.prefilter.take();
+        let search = AtomicBool::new(false);
+        let body = Mutex::new(body);
+        let result = std::thread::scope(|scope| {
+            let input = Input {
+                scope,
+                body: &body,
+                prefilter: prefilter.as_ref(),
+                search: &search,
+            };
+            self.decode_from(input, chunk, base_offset, &mut each_row)
+        });
+        self.prefilter = prefilter;
+        result
+    }
+
+    fn decode_from<'scope, 'env, R, F>(
+        &mut self,
+        input: Input<'scope, 'env, R>,
+        chunk: u64,
+        base_offset: u64,
+        each_row: &mut F,
+    ) -> Result<u64, Error>
+    where
+        R: Read + Send,
         F: FnMut(&Row<'_>) -> Result<(), Error>,
     {
         if self.window.len() < self.window_size {
@@ -305,32 +349,31 @@ impl Decoder {
         let err = |row: u64, offset: u64, column: Option<String>, detail: String| Error::Body {
             chunk,
             row,
-            offset: base_offset + offset,
+            offset: base_offset.wrapping_add(offset),
             column,
             detail,
         };
         let mut filled = 0; // valid bytes in the window
         let mut pos = 0; // start of the next record in the window
-        let mut window_offset = 0u64; // body offset of window[0]
+                         // Body offset of window[0], modulo 2^64: after a hand-over from the
+                         // worker, window[0] may lie before the body's start.
+        let mut window_offset = 0u64;
         let mut eof = false;
         let mut rows = 0u64;
         let mut have_header = false;
         let mut failed_read: Option<io::Error> = None;
         self.skipped = 0;
         let mut skimming = false;
-        // The prefilter's last answer, valid for positions up to it.
-        let mut hit: Option<usize> = None;
+        // The prefilter's answers for this window.
+        let mut hits = Hits::none(Vec::new());
+        let mut ahead: Option<Ahead<'scope>> = None;
+        let mut first_fill = true;
         loop {
             if skimming && pos < filled {
-                let prefilter = self.prefilter.as_ref().expect("skimming needs a prefilter");
+                let prefilter = input.prefilter.expect("skimming needs a prefilter");
                 let window = &self.window[..filled];
-                let s = skim::skim(window, pos, self.columns.count, |from| match hit {
-                    Some(h) if h >= from => h,
-                    _ => {
-                        let h = prefilter.find(window, from).unwrap_or(usize::MAX);
-                        hit = Some(h);
-                        h
-                    }
+                let s = skim::skim(window, pos, self.columns.count, |from| {
+                    hits.next(prefilter, window, from)
                 });
                 rows += s.rows;
                 self.skipped += s.rows;
@@ -346,14 +389,15 @@ impl Decoder {
             };
             match scan {
                 Scan::Record { next } => {
-                    let record_offset = window_offset + pos as u64;
+                    let record_offset = window_offset.wrapping_add(pos as u64);
                     let empty_line = self.ends.len() == 1 && cell_end(self.ends[0]) == pos;
                     if empty_line {
                         // Blank lines carry no record (as in the csv crate).
                     } else if !have_header {
                         self.resolve_columns(pos);
                         have_header = true;
-                        skimming = self.prefilter.is_some() && self.columns.present & self.skim_unless == 0;
+                        skimming = input.prefilter.is_some() && self.columns.present & self.skim_unless == 0;
+                        input.search.store(skimming, Ordering::Relaxed);
                     } else {
                         rows += 1;
                         if self.ends.len() != self.columns.count {
@@ -382,34 +426,82 @@ impl Decoder {
                 }
                 Scan::NeedMore => {
                     if let Some(e) = failed_read.take() {
-                        return Err(err(rows + 1, window_offset + filled as u64, None, e.to_string()));
+                        return Err(err(
+                            rows + 1,
+                            window_offset.wrapping_add(filled as u64),
+                            None,
+                            e.to_string(),
+                        ));
                     }
-                    // Keep the unfinished record, make room, read more.
-                    hit = None;
-                    self.window.copy_within(pos..filled, 0);
-                    filled -= pos;
-                    window_offset += pos as u64;
-                    pos = 0;
-                    if filled == self.window.len() {
-                        let bigger = self.window.len() * 2;
-                        self.window.resize(bigger, 0);
-                    }
-                    // Fill the whole window before scanning again: the
-                    // unfinished record is rescanned from its start, so
-                    // rescanning after every short read (64 KiB from a pipe)
-                    // made one large record cost quadratic time. Filled, a
-                    // record is rescanned only when the window doubles. A
-                    // read error waits until the rows already read are done,
-                    // so it names the row it happened in.
-                    while filled < self.window.len() {
-                        match read_some(&mut body, &mut self.window[filled..]) {
-                            Ok(0) => {
-                                eof = true;
-                                break;
+                    let Some(worker) = &ahead else {
+                        hits = Hits::none(std::mem::take(&mut hits).into_list());
+                        // The first read stops at the worker's headroom: a
+                        // body that ends there needs no thread, and a longer
+                        // one is read (and searched) ahead almost entirely.
+                        let upto = if first_fill { self.headroom() } else { self.window.len() };
+                        self.read_here(
+                            input.body,
+                            upto,
+                            (&mut pos, &mut filled, &mut window_offset),
+                            &mut eof,
+                            &mut failed_read,
+                        );
+                        if first_fill && !eof && failed_read.is_none() {
+                            ahead = self.start_ahead(&input);
+                        }
+                        first_fill = false;
+                        continue;
+                    };
+                    let f = match worker.next() {
+                        Ok(f) => f,
+                        Err(e) => {
+                            failed_read = Some(e);
+                            continue;
+                        }
+                    };
+                    let tail = filled - pos;
+                    if tail <= f.start {
+                        // The usual case: the unfinished record moves into
+                        // the headroom of the next window.
+                        let Filled {
+                            mut buf,
+                            start,
+                            end,
+                            hits: found,
+                            ended,
+                        } = f;
+                        let at = start - tail;
+                        buf[at..start].copy_from_slice(&self.window[pos..filled]);
+                        window_offset = window_offset.wrapping_add(pos as u64).wrapping_sub(at as u64);
+                        let done = std::mem::replace(&mut self.window, buf);
+                        let list = std::mem::replace(&mut hits, found).into_list();
+                        worker.give_back(self.standard(done), list);
+                        pos = at;
+                        filled = end;
+                        Self::ended(ended, &mut eof, &mut failed_read);
+                    } else {
+                        // A record longer than the headroom: gather it in
+                        // this window, grown as when reading here.
+                        hits = Hits::none(std::mem::take(&mut hits).into_list());
+                        self.make_room(&mut pos, &mut filled, &mut window_offset);
+                        let mut next = Some(f);
+                        loop {
+                            let f = match next.take().map_or_else(|| worker.next(), Ok) {
+                                Ok(f) => f,
+                                Err(e) => {
+                                    failed_read = Some(e);
+                                    break;
+                                }
+                            };
+                            let bytes = &f.buf[f.start..f.end];
+                            if filled + bytes.len() > self.window.len() {
+                                self.window.resize(filled + bytes.len(), 0);
                             }
-                            Ok(n) => filled += n,
-                            Err(e) => {
-                                failed_read = Some(e);
+                            self.window[filled..filled + bytes.len()].copy_from_slice(bytes);
+                            filled += bytes.len();
+                            Self::ended(f.ended, &mut eof, &mut failed_read);
+                            worker.give_back(f.buf, f.hits.into_list());
+                            if eof || failed_read.is_some() || filled >= self.window.len() {
                                 break;
                             }
                         }
@@ -417,9 +509,12 @@ impl Decoder {
                 }
                 Scan::Invalid { at, what } => {
                     let row = if have_header { rows + 1 } else { 0 };
-                    return Err(err(row, window_offset + at as u64, None, what.to_string()));
+                    return Err(err(row, window_offset.wrapping_add(at as u64), None, what.to_string()));
                 }
             }
+        }
+        if let Some(worker) = ahead {
+            self.spare = worker.finish();
         }
         if self.window.len() > self.window_size {
             // One huge record grew the window; give the memory back.
@@ -427,6 +522,93 @@ impl Decoder {
             self.window.shrink_to_fit();
         }
         Ok(rows)
+    }
+
+    /// Keep the unfinished record: move it to the window's front, and double
+    /// the window if it fills it.
+    fn make_room(&mut self, pos: &mut usize, filled: &mut usize, window_offset: &mut u64) {
+        self.window.copy_within(*pos..*filled, 0);
+        *filled -= *pos;
+        *window_offset = window_offset.wrapping_add(*pos as u64);
+        *pos = 0;
+        if *filled == self.window.len() {
+            let bigger = self.window.len() * 2;
+            self.window.resize(bigger, 0);
+        }
+    }
+
+    /// Read more of the body on this thread, after the unfinished record.
+    fn read_here<R: Read>(
+        &mut self,
+        body: &Mutex<R>,
+        upto: usize,
+        (pos, filled, window_offset): (&mut usize, &mut usize, &mut u64),
+        eof: &mut bool,
+        failed_read: &mut Option<io::Error>,
+    ) {
+        self.make_room(pos, filled, window_offset);
+        let upto = upto.max(*filled + 1).min(self.window.len());
+        let mut body = body.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Fill the whole window before scanning again: the unfinished record
+        // is rescanned from its start, so rescanning after every short read
+        // (64 KiB from a pipe) made one large record cost quadratic time.
+        // Filled, a record is rescanned only when the window doubles. A read
+        // error waits until the rows already read are done, so it names the
+        // row it happened in.
+        while *filled < upto {
+            match read_some(&mut *body, &mut self.window[*filled..upto]) {
+                Ok(0) => {
+                    *eof = true;
+                    break;
+                }
+                Ok(n) => *filled += n,
+                Err(e) => {
+                    *failed_read = Some(e);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Start the worker for the rest of the body; `None` (read here) when
+    /// the thread cannot start.
+    fn start_ahead<'scope, 'env, R: Read + Send>(&mut self, input: &Input<'scope, 'env, R>) -> Option<Ahead<'scope>> {
+        let mut windows = std::mem::take(&mut self.spare);
+        windows.resize_with(ahead::WINDOWS_AHEAD, || vec![0; self.window_size]);
+        Ahead::start(
+            input.scope,
+            input.body,
+            input.prefilter,
+            input.search,
+            windows,
+            self.headroom(),
+        )
+        .ok()
+    }
+
+    /// The room the worker leaves at the front of each window for the
+    /// record carried over from the window before.
+    fn headroom(&self) -> usize {
+        self.window_size / 8
+    }
+
+    /// A window the size the worker fills, made from `w`.
+    fn standard(&self, mut w: Vec<u8>) -> Vec<u8> {
+        if w.len() != self.window_size {
+            w.truncate(self.window_size);
+            w.shrink_to_fit();
+            w.resize(self.window_size, 0);
+        }
+        w
+    }
+
+    /// Note how a window from the worker ended.
+    fn ended(ended: Option<io::Result<()>>, eof: &mut bool, failed_read: &mut Option<io::Error>) {
+        match ended {
+            None => {}
+            Some(Ok(())) => *eof = true,
+            Some(Err(e)) => *failed_read = Some(e),
+        }
     }
 
     fn resolve_columns(&mut self, start: usize) {
@@ -575,7 +757,7 @@ mod tests {
         }
     }
 
-    fn collect_from<R: Read>(body: R, wanted: &[&str]) -> Result<Vec<Vec<Vec<Vec<u8>>>>, Error> {
+    fn collect_from<R: Read + Send>(body: R, wanted: &[&str]) -> Result<Vec<Vec<Vec<Vec<u8>>>>, Error> {
         let mut d = Decoder::new(wanted);
         let mut out = Vec::new();
         d.decode(body, 2, 100, |row| {
@@ -617,6 +799,52 @@ mod tests {
         .unwrap();
         assert_eq!(lens, [big.len(), 5]);
         assert_eq!(d.window.len(), WINDOW);
+    }
+
+    /// A read that fails part-way names the same row and byte whether the
+    /// body is read here or ahead on the worker, and the rows before it are
+    /// all handed over first.
+    #[test]
+    fn a_failed_read_names_the_same_row_read_here_or_ahead() {
+        struct FailsAfter<'a>(&'a [u8]);
+        impl Read for FailsAfter<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.0.is_empty() {
+                    return Err(io::Error::other("the pipe broke"));
+                }
+                let n = buf.len().min(self.0.len()).min(5);
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let body: Vec<u8> = std::iter::once(&b"f0,f1\n"[..])
+            .chain(std::iter::repeat_n(&b"\"pastebin.com\",x\n"[..], 40))
+            .chain(std::iter::once(&b"\"half"[..]))
+            .flatten()
+            .copied()
+            .collect();
+        let run = |window: usize| {
+            let mut d = Decoder::new(&["f0"]);
+            d.window_size = window;
+            d.skim_with(Prefilter::new(&[b"pastebin".to_vec()]).expect("a prefilter"), 0);
+            let mut handed = 0;
+            let e = d.decode(FailsAfter(&body), 3, 100, |_| {
+                handed += 1;
+                Ok(())
+            });
+            (e.expect_err("the read fails").to_string(), handed)
+        };
+        let here = run(1 << 16);
+        assert!(
+            here.0.contains("row 41") && here.0.contains("the pipe broke"),
+            "{}",
+            here.0
+        );
+        assert_eq!(here.1, 40);
+        for window in [16, 64, 100] {
+            assert_eq!(run(window), here, "window {window}");
+        }
     }
 
     #[test]
@@ -729,7 +957,8 @@ mod tests {
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
         /// The candidate scan against the full tokeniser: any body (well
-        /// formed or not), read in any steps through any window, gives the
+        /// formed or not), read in any steps through any window (so also
+        /// ahead, on the worker thread, past the first), gives the
         /// same row count and the same error, and hands over exactly the
         /// rows the tokeniser gives, less only rows none of whose values
         /// holds a literal.
@@ -756,7 +985,11 @@ mod tests {
                 body.extend_from_slice(sep);
             }
             let literals = [b"pastebin".to_vec(), b"ngrok.io".to_vec()];
-            let (all_result, all, _) = decode_rows(&body, step, window, None);
+            // The reference reads the whole body in one window, on one thread.
+            let (all_result, all, _) = decode_rows(&body, step, 1 << 16, None);
+            let (small_result, small, _) = decode_rows(&body, step, window, None);
+            proptest::prop_assert_eq!(&small_result, &all_result);
+            proptest::prop_assert_eq!(&small, &all);
             let (result, seen, skipped) = decode_rows(&body, step, window, Some(&literals));
             proptest::prop_assert_eq!(&result, &all_result);
             let holds = |fields: &Vec<Vec<Vec<u8>>>| fields.iter().flatten().any(|v| {

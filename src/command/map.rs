@@ -57,7 +57,7 @@ impl<'o> Map<'o> {
 }
 
 impl PhaseRun for Map<'_> {
-    fn consume(&mut self, body: &mut dyn Read, chunk: u64, offset: u64) -> Result<(), Error> {
+    fn consume(&mut self, body: &mut (dyn Read + Send), chunk: u64, offset: u64) -> Result<(), Error> {
         let mut engine = Engine::new(
             &self.opts.matcher,
             self.match_slot,

@@ -62,7 +62,7 @@ pub fn required_fields(opts: &Options) -> Vec<&str> {
 /// What a phase does with each request's body and how it answers.
 trait PhaseRun {
     /// Take in one request body.
-    fn consume(&mut self, body: &mut dyn Read, chunk: u64, offset: u64) -> Result<(), Error>;
+    fn consume(&mut self, body: &mut (dyn Read + Send), chunk: u64, offset: u64) -> Result<(), Error>;
     /// Write the reply to the request just consumed, one chunk, to `out`.
     fn reply(&mut self, finished: bool, out: &mut dyn Write) -> io::Result<()>;
 }
@@ -70,7 +70,7 @@ trait PhaseRun {
 /// Serve one splunkd conversation and return the process exit code: 0 after
 /// a final reply or a clean end of input, 1 after a fatal error (which has
 /// been answered with an error reply).
-pub fn run<R: Read, W: Write>(input: R, output: &mut W) -> i32 {
+pub fn run<R: Read + Send, W: Write>(input: R, output: &mut W) -> i32 {
     match serve(input, output) {
         Ok(()) => 0,
         Err(e) => {
@@ -81,7 +81,7 @@ pub fn run<R: Read, W: Write>(input: R, output: &mut W) -> i32 {
     }
 }
 
-fn serve<R: Read, W: Write>(input: R, output: &mut W) -> Result<(), Error> {
+fn serve<R: Read + Send, W: Write>(input: R, output: &mut W) -> Result<(), Error> {
     let mut reader = ChunkReader::new(BufReader::with_capacity(64 * 1024, input));
     let mut meta = Vec::new();
 

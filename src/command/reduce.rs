@@ -84,7 +84,7 @@ impl<'o> Reduce<'o> {
 }
 
 impl PhaseRun for Reduce<'_> {
-    fn consume(&mut self, body: &mut dyn Read, chunk: u64, offset: u64) -> Result<(), Error> {
+    fn consume(&mut self, body: &mut (dyn Read + Send), chunk: u64, offset: u64) -> Result<(), Error> {
         self.chunks += 1;
         let engine = &mut self.engine;
         let slots = &self.slots;

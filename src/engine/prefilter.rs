@@ -131,6 +131,16 @@ impl Prefilter {
         Some(Prefilter { searcher, fingerprints })
     }
 
+    /// The length of the longest literal: how far past a position an
+    /// occurrence starting before it can reach.
+    pub fn longest(&self) -> usize {
+        self.fingerprints
+            .iter()
+            .flat_map(|(_, owners)| owners.iter().map(|o| o.literal.len()))
+            .max()
+            .unwrap_or(FINGERPRINT)
+    }
+
     /// How many fingerprint spellings the search holds (at most 32 keeps
     /// Teddy in its narrow, fastest form).
     #[cfg(test)]

@@ -1,0 +1,368 @@
+//! Reading a chunk body ahead, on a second thread.
+//!
+//! One core skims a body about as fast as the kernel copies it out of a pipe
+//! or the page cache, so on one thread the two take turns. Here a worker
+//! thread reads whole windows straight from the body reader and runs the
+//! prefilter over each ([`Hits`]), while the decoding thread skims and
+//! tokenises the window before. Windows circulate between the two and every
+//! byte is read into place once: the decoder copies only the unfinished
+//! record at the end of one window into the headroom the worker left free at
+//! the front of the next.
+//!
+//! The worker reads no further than the body reader lets it (the declared
+//! body), and at most two windows ahead. Read errors travel with the bytes
+//! read before them, so the decoder reports them at the same row as when it
+//! read for itself.
+
+use crate::engine::prefilter::Prefilter;
+use std::io::{self, Read};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Mutex;
+use std::thread::{Builder, Scope, ScopedJoinHandle};
+
+/// At most this many prefilter hits are kept per window (a window full of
+/// them would otherwise need a list as large as itself); the decoder searches
+/// past the last one itself.
+const MAX_HITS: usize = 1 << 14;
+
+/// How many windows circulate through the worker (the decoder holds one more).
+pub const WINDOWS_AHEAD: usize = 2;
+
+/// The prefilter's hits in one window: the ones the worker found ahead, and
+/// the decoder's own searches where the worker did not look.
+#[derive(Debug, Default)]
+pub struct Hits {
+    /// Every position `Prefilter::find` gives from `from` on, in order, as far
+    /// as `to`.
+    list: Vec<usize>,
+    /// Start of the worker's search: its literals start at `from` or later.
+    from: usize,
+    /// The list is complete below `to` (`usize::MAX`: to the window's end).
+    to: usize,
+    /// The decoder's last own answer, valid for positions up to it.
+    cached: Option<usize>,
+}
+
+impl Hits {
+    /// No hits found ahead: every question is searched for (reusing `list`'s
+    /// memory later).
+    pub fn none(mut list: Vec<usize>) -> Self {
+        list.clear();
+        Hits {
+            list,
+            from: 0,
+            to: 0,
+            cached: None,
+        }
+    }
+
+    /// Search `window` for literals starting at `from` or later, as the
+    /// worker does.
+    fn search(prefilter: &Prefilter, window: &[u8], from: usize, mut list: Vec<usize>) -> Self {
+        list.clear();
+        let mut to = usize::MAX;
+        let mut at = from;
+        while let Some(p) = prefilter.find(window, at) {
+            list.push(p);
+            if list.len() == MAX_HITS {
+                to = p + 1;
+                break;
+            }
+            at = p + 1;
+        }
+        Hits {
+            list,
+            from,
+            to,
+            cached: None,
+        }
+    }
+
+    /// The memory of the list, to fill again.
+    pub fn into_list(self) -> Vec<usize> {
+        self.list
+    }
+
+    /// What `prefilter.find(window, from)` gives (`usize::MAX` for `None`),
+    /// for `from` at a row start. Rows are not searched twice: below the
+    /// worker's `from` (the unfinished record carried over from the previous
+    /// window) the decoder searches only as far as a literal starting there
+    /// can reach, and past the worker's list it searches for itself.
+    ///
+    /// Why the list answers for any row start `r`: a literal holds no LF and
+    /// the byte before `r` is one, so no occurrence spans `r`. Each entry is
+    /// `find` from just after the one before; an occurrence starting at `r`
+    /// or later, when it is the first, starts after the last entry below `r`
+    /// and so is the first entry at `r` or later.
+    pub fn next(&mut self, prefilter: &Prefilter, window: &[u8], from: usize) -> usize {
+        if from >= self.from && from < self.to {
+            return self.first_listed(from);
+        }
+        if let Some(h) = self.cached {
+            if h >= from {
+                return h;
+            }
+        }
+        let h = if from < self.from {
+            // An occurrence starting before the worker's start ends within
+            // `longest - 1` bytes after it; one starting later may not fit
+            // this far and is the list's.
+            let reach = window.len().min(self.from.saturating_add(prefilter.longest() - 1));
+            match prefilter.find(&window[..reach], from) {
+                Some(h) if h < self.from => h,
+                other => other.unwrap_or(usize::MAX).min(self.first_listed(self.from)),
+            }
+        } else {
+            prefilter.find(window, from).unwrap_or(usize::MAX)
+        };
+        self.cached = Some(h);
+        h
+    }
+
+    /// The first listed hit at `from` or later (for `from` below `to`).
+    fn first_listed(&self, from: usize) -> usize {
+        let i = self.list.partition_point(|&p| p < from);
+        self.list.get(i).copied().unwrap_or(usize::MAX)
+    }
+}
+
+/// A window the worker filled.
+pub struct Filled {
+    /// The window; its bytes before `start` are free for the decoder.
+    pub buf: Vec<u8>,
+    /// Where the body's bytes start in `buf`.
+    pub start: usize,
+    /// Where they end.
+    pub end: usize,
+    /// The prefilter's hits among them (none when not asked for).
+    pub hits: Hits,
+    /// `None`: more of the body follows. `Some(Ok)`: the body ended here.
+    /// `Some(Err)`: reading failed after these bytes.
+    pub ended: Option<io::Result<()>>,
+}
+
+/// The decoder's end of a worker reading one body ahead.
+pub struct Ahead<'scope> {
+    filled: Receiver<Filled>,
+    empty: SyncSender<(Vec<u8>, Vec<usize>)>,
+    worker: ScopedJoinHandle<'scope, Vec<Vec<u8>>>,
+}
+
+impl<'scope> Ahead<'scope> {
+    /// Start a worker reading `body` into `windows` (each as long as the
+    /// decoder's), leaving `headroom` bytes free at the front of each, and
+    /// searching each with `prefilter` while `search` holds. An error when
+    /// the thread could not start: the caller reads on itself.
+    pub fn start<'env, R: Read + Send>(
+        scope: &'scope Scope<'scope, 'env>,
+        body: &'env Mutex<R>,
+        prefilter: Option<&'env Prefilter>,
+        search: &'env AtomicBool,
+        windows: Vec<Vec<u8>>,
+        headroom: usize,
+    ) -> io::Result<Self> {
+        let (filled_tx, filled) = sync_channel(1);
+        let (empty, empty_rx) = sync_channel(WINDOWS_AHEAD);
+        for w in windows.into_iter().take(WINDOWS_AHEAD) {
+            empty
+                .send((w, Vec::new()))
+                .expect("the channel has room for every window");
+        }
+        let worker = Builder::new()
+            .name("abusedweb-read".into())
+            .spawn_scoped(scope, move || {
+                work(body, prefilter, search, headroom, empty_rx, filled_tx)
+            })?;
+        Ok(Ahead { filled, empty, worker })
+    }
+
+    /// The next window, waiting for the worker; an error when the worker is
+    /// gone without having reported the end of the body.
+    pub fn next(&self) -> io::Result<Filled> {
+        self.filled
+            .recv()
+            .map_err(|_| io::Error::other("the thread reading the body ahead stopped"))
+    }
+
+    /// Hand a window (and a hit list's memory) back to be filled again.
+    pub fn give_back(&self, window: Vec<u8>, list: Vec<usize>) {
+        // After the body's end the worker takes no more windows; then this
+        // one is just dropped.
+        let _ = self.empty.try_send((window, list));
+    }
+
+    /// Wait for the worker to stop and take back the windows it held.
+    pub fn finish(self) -> Vec<Vec<u8>> {
+        let Ahead { filled, empty, worker } = self;
+        drop(empty);
+        drop(filled);
+        worker.join().unwrap_or_default()
+    }
+}
+
+/// The worker: fill each window it is given, search it, pass it on; stop
+/// after the body's end or a failed read, or when the decoder hangs up.
+fn work<R: Read>(
+    body: &Mutex<R>,
+    prefilter: Option<&Prefilter>,
+    search: &AtomicBool,
+    headroom: usize,
+    empty: Receiver<(Vec<u8>, Vec<usize>)>,
+    filled: SyncSender<Filled>,
+) -> Vec<Vec<u8>> {
+    let mut body = body.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    while let Ok((mut buf, list)) = empty.recv() {
+        let start = headroom.min(buf.len() - 1);
+        let mut end = start;
+        let mut ended = None;
+        while end < buf.len() {
+            match body.read(&mut buf[end..]) {
+                Ok(0) => {
+                    ended = Some(Ok(()));
+                    break;
+                }
+                Ok(n) => end += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    ended = Some(Err(e));
+                    break;
+                }
+            }
+        }
+        let hits = match prefilter {
+            Some(p) if search.load(Ordering::Relaxed) => Hits::search(p, &buf[..end], start, list),
+            _ => Hits::none(list),
+        };
+        let last = ended.is_some();
+        if filled
+            .send(Filled {
+                buf,
+                start,
+                end,
+                hits,
+                ended,
+            })
+            .is_err()
+            || last
+        {
+            break;
+        }
+    }
+    // The windows not filled go back to the decoder once it hangs up.
+    empty.iter().map(|(w, _)| w).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prefilter() -> Prefilter {
+        Prefilter::new(&[b"pastebin".to_vec(), b"ngrok.io".to_vec()]).expect("a prefilter")
+    }
+
+    /// Every lookup, from every row start, split anywhere, with any cap,
+    /// answers as `Prefilter::find` over the whole window does.
+    #[test]
+    fn hits_found_ahead_answer_as_a_search_of_the_whole_window() {
+        let p = prefilter();
+        let rows: &[&[u8]] = &[
+            b"a,PASTEBIN.com,x\n",
+            b"b,c,d\n",
+            b"ngrok.io,pastebin,ngrok.iongrok.io\n",
+            b"e,pasteb,in\n",
+            b"xpastebinx,,\n",
+            b"z,z,z\n",
+        ];
+        let window: Vec<u8> = rows.concat();
+        let starts: Vec<usize> = std::iter::once(0)
+            .chain(
+                window
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &b)| b == b'\n')
+                    .map(|(i, _)| i + 1),
+            )
+            .collect();
+        for split in 0..window.len() {
+            for cap in [1, 2, 3, usize::MAX] {
+                for first in 0..starts.len() {
+                    let mut hits = Hits::search(&p, &window, split, Vec::new());
+                    if cap < hits.list.len() {
+                        hits.to = hits.list[cap - 1] + 1;
+                        hits.list.truncate(cap);
+                    }
+                    for &r in &starts[first..] {
+                        let want = p.find(&window, r).unwrap_or(usize::MAX);
+                        assert_eq!(
+                            hits.next(&p, &window, r),
+                            want,
+                            "split {split}, cap {cap}, row start {r}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// The worker fills windows from the body, leaves the headroom free,
+    /// stops at the end and hands back the windows it still held.
+    #[test]
+    fn the_worker_fills_windows_and_reports_the_end() {
+        let body: Vec<u8> = (0..100u8).collect();
+        let body = Mutex::new(&body[..]);
+        let search = AtomicBool::new(false);
+        let (got, spare) = std::thread::scope(|s| {
+            let ahead = Ahead::start(s, &body, None, &search, vec![vec![0; 40], vec![0; 40]], 8).expect("a thread");
+            let mut got = Vec::new();
+            loop {
+                let f = ahead.next().expect("a window");
+                assert_eq!(f.start, 8);
+                got.extend_from_slice(&f.buf[f.start..f.end]);
+                let done = f.ended.is_some();
+                ahead.give_back(f.buf, f.hits.into_list());
+                if done {
+                    break;
+                }
+            }
+            (got, ahead.finish())
+        });
+        assert_eq!(got, (0..100u8).collect::<Vec<_>>());
+        assert!(!spare.is_empty(), "the windows come back");
+    }
+
+    /// A failed read arrives after the bytes read before it.
+    #[test]
+    fn a_failed_read_follows_the_bytes_before_it() {
+        struct Fails(usize);
+        impl Read for Fails {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.0 == 0 {
+                    return Err(io::Error::other("disk on fire"));
+                }
+                let n = self.0.min(buf.len()).min(7);
+                buf[..n].fill(b'x');
+                self.0 -= n;
+                Ok(n)
+            }
+        }
+        let body = Mutex::new(Fails(50));
+        let search = AtomicBool::new(false);
+        let (bytes, error) = std::thread::scope(|s| {
+            let ahead = Ahead::start(s, &body, None, &search, vec![vec![0; 32], vec![0; 32]], 4).expect("a thread");
+            let mut bytes = 0;
+            let error = loop {
+                let f = ahead.next().expect("a window");
+                bytes += f.end - f.start;
+                match f.ended {
+                    None => ahead.give_back(f.buf, f.hits.into_list()),
+                    Some(end) => break end,
+                }
+            };
+            ahead.finish();
+            (bytes, error)
+        });
+        assert_eq!(bytes, 50);
+        assert_eq!(error.expect_err("the read failed").to_string(), "disk on fire");
+    }
+}
