@@ -142,18 +142,22 @@ pub struct Filled {
     pub ended: Option<io::Result<()>>,
 }
 
+/// A window handed back, with the memory of its hit list.
+type Spare = (Vec<u8>, Vec<usize>);
+
 /// The decoder's end of a worker reading one body ahead.
 pub struct Ahead<'scope> {
     filled: Receiver<Filled>,
-    empty: SyncSender<(Vec<u8>, Vec<usize>)>,
+    empty: SyncSender<Spare>,
     worker: ScopedJoinHandle<'scope, Vec<Vec<u8>>>,
 }
 
 impl<'scope> Ahead<'scope> {
     /// Start a worker reading `body` into `windows` (each as long as the
     /// decoder's), leaving `headroom` bytes free at the front of each, and
-    /// searching each with `prefilter` while `search` holds. An error when
-    /// the thread could not start: the caller reads on itself.
+    /// searching each with `prefilter` while `search` holds (the decoder
+    /// sets it once the body's header is read). An error when the thread
+    /// could not start: the caller reads on itself.
     pub fn start<'env, R: Read + Send>(
         scope: &'scope Scope<'scope, 'env>,
         body: &'env Mutex<R>,
@@ -185,11 +189,11 @@ impl<'scope> Ahead<'scope> {
             .map_err(|_| io::Error::other("the thread reading the body ahead stopped"))
     }
 
-    /// Hand a window (and a hit list's memory) back to be filled again.
-    pub fn give_back(&self, window: Vec<u8>, list: Vec<usize>) {
+    /// Hand a window (and its hit list's memory) back to be filled again.
+    pub fn give_back(&self, window: Vec<u8>, hits: Hits) {
         // After the body's end the worker takes no more windows; then this
         // one is just dropped.
-        let _ = self.empty.try_send((window, list));
+        let _ = self.empty.try_send((window, hits.into_list()));
     }
 
     /// Wait for the worker to stop and take back the windows it held.
@@ -208,7 +212,7 @@ fn work<R: Read>(
     prefilter: Option<&Prefilter>,
     search: &AtomicBool,
     headroom: usize,
-    empty: Receiver<(Vec<u8>, Vec<usize>)>,
+    empty: Receiver<Spare>,
     filled: SyncSender<Filled>,
 ) -> Vec<Vec<u8>> {
     let mut body = body.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -320,7 +324,7 @@ mod tests {
                 assert_eq!(f.start, 8);
                 got.extend_from_slice(&f.buf[f.start..f.end]);
                 let done = f.ended.is_some();
-                ahead.give_back(f.buf, f.hits.into_list());
+                ahead.give_back(f.buf, f.hits);
                 if done {
                     break;
                 }
@@ -355,7 +359,7 @@ mod tests {
                 let f = ahead.next().expect("a window");
                 bytes += f.end - f.start;
                 match f.ended {
-                    None => ahead.give_back(f.buf, f.hits.into_list()),
+                    None => ahead.give_back(f.buf, f.hits),
                     Some(end) => break end,
                 }
             };
