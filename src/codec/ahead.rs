@@ -16,8 +16,8 @@
 
 use crate::engine::prefilter::Prefilter;
 use std::io::{self, Read};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::sync::Mutex;
 use std::thread::{Builder, Scope, ScopedJoinHandle};
 
@@ -26,6 +26,57 @@ use std::thread::{Builder, Scope, ScopedJoinHandle};
 /// past the last one itself.
 const MAX_HITS: usize = 1 << 14;
 
+/// The worker searches at least this many eighths of each window, and more
+/// while the decoder keeps it waiting; the decoder searches the rest.
+/// Reading is most of the worker's work: with all the searching it was the
+/// busier thread at a 1% match rate, and the idle one at 20%.
+const LEAST_EIGHTHS: usize = 2;
+
+/// What the decoder and the worker tell each other while a body is read.
+#[derive(Debug)]
+pub struct Shared {
+    /// Set by the decoder once the body's header is read: search windows
+    /// with the prefilter.
+    pub search: AtomicBool,
+    /// Set by the decoder when it had to wait for a window.
+    starved: AtomicBool,
+    /// How many eighths of each window the worker searches: one less after
+    /// the decoder waited, one more after it did not.
+    eighths: AtomicUsize,
+}
+
+impl Shared {
+    /// Signals for one body, the worker searching `eighths` of each window
+    /// to begin with.
+    pub fn new(eighths: usize) -> Self {
+        Shared {
+            search: AtomicBool::new(false),
+            starved: AtomicBool::new(false),
+            eighths: AtomicUsize::new(eighths.clamp(LEAST_EIGHTHS, 8)),
+        }
+    }
+
+    /// How many eighths the worker searched last: where the next body starts.
+    pub fn eighths(&self) -> usize {
+        self.eighths.load(Ordering::Relaxed)
+    }
+
+    /// The part of the window `start..end` to search this time.
+    fn cut(&self, start: usize, end: usize) -> usize {
+        let starved = self.starved.swap(false, Ordering::Relaxed);
+        let eighths = match (starved, self.eighths()) {
+            (true, e) => e.saturating_sub(1).max(LEAST_EIGHTHS),
+            (false, e) => (e + 1).min(8),
+        };
+        self.eighths.store(eighths, Ordering::Relaxed);
+        if eighths == 8 {
+            end
+        } else {
+            start + (end - start) / 8 * eighths
+        }
+    }
+}
+
 /// How many windows circulate through the worker (the decoder holds one more).
 pub const WINDOWS_AHEAD: usize = 2;
 
@@ -33,12 +84,13 @@ pub const WINDOWS_AHEAD: usize = 2;
 /// the decoder's own searches where the worker did not look.
 #[derive(Debug, Default)]
 pub struct Hits {
-    /// Every position `Prefilter::find` gives from `from` on, in order, as far
-    /// as `to`.
+    /// Every position `Prefilter::find` gives from `from` on, in order,
+    /// below `to`.
     list: Vec<usize>,
     /// Start of the worker's search: its literals start at `from` or later.
     from: usize,
-    /// The list is complete below `to` (`usize::MAX`: to the window's end).
+    /// The list holds every such position below `to` (`usize::MAX`: in the
+    /// whole window).
     to: usize,
     /// The decoder's last own answer, valid for positions up to it.
     cached: Option<usize>,
@@ -58,12 +110,17 @@ impl Hits {
     }
 
     /// Search `window` for literals starting at `from` or later, as the
-    /// worker does.
-    fn search(prefilter: &Prefilter, window: &[u8], from: usize, mut list: Vec<usize>) -> Self {
+    /// worker does, as far as `cut` (the decoder searches the rest).
+    fn search(prefilter: &Prefilter, window: &[u8], from: usize, cut: usize, mut list: Vec<usize>) -> Self {
         list.clear();
-        let mut to = usize::MAX;
+        // A literal whose fingerprint lies below `cut` ends before `reach`.
+        let reach = window.len().min(cut.saturating_add(prefilter.longest() - 1));
+        let mut to = if reach == window.len() { usize::MAX } else { cut };
         let mut at = from;
-        while let Some(p) = prefilter.find(window, at) {
+        while let Some(p) = prefilter.find(&window[..reach], at) {
+            if p >= to {
+                break;
+            }
             list.push(p);
             if list.len() == MAX_HITS {
                 to = p + 1;
@@ -97,7 +154,9 @@ impl Hits {
     /// and so is the first entry at `r` or later.
     pub fn next(&mut self, prefilter: &Prefilter, window: &[u8], from: usize) -> usize {
         if from >= self.from && from < self.to {
-            return self.first_listed(from);
+            if let Some(h) = self.listed(from) {
+                return h;
+            }
         }
         if let Some(h) = self.cached {
             if h >= from {
@@ -107,23 +166,40 @@ impl Hits {
         let h = if from < self.from {
             // An occurrence starting before the worker's start ends within
             // `longest - 1` bytes after it; one starting later may not fit
-            // this far and is the list's.
+            // this far and is the worker's.
             let reach = window.len().min(self.from.saturating_add(prefilter.longest() - 1));
             match prefilter.find(&window[..reach], from) {
                 Some(h) if h < self.from => h,
-                other => other.unwrap_or(usize::MAX).min(self.first_listed(self.from)),
+                other => other
+                    .unwrap_or(usize::MAX)
+                    .min(self.after(prefilter, window, self.from)),
             }
         } else {
-            prefilter.find(window, from).unwrap_or(usize::MAX)
+            self.after(prefilter, window, from)
         };
         self.cached = Some(h);
         h
     }
 
-    /// The first listed hit at `from` or later (for `from` below `to`).
-    fn first_listed(&self, from: usize) -> usize {
+    /// The answer at `from`, at or past the worker's start: listed, or
+    /// searched for past what the worker searched. Below `to`, no position
+    /// between `from` and `to` is one when none is listed: it would be
+    /// `find` from just after the last entry below `from` (or from the
+    /// worker's start), since its occurrence starts at `from` or later.
+    fn after(&self, prefilter: &Prefilter, window: &[u8], from: usize) -> usize {
+        if from < self.to {
+            if let Some(h) = self.listed(from) {
+                return h;
+            }
+            return prefilter.find_past(window, from, self.to).unwrap_or(usize::MAX);
+        }
+        prefilter.find(window, from).unwrap_or(usize::MAX)
+    }
+
+    /// The first listed hit at `from` or later.
+    fn listed(&self, from: usize) -> Option<usize> {
         let i = self.list.partition_point(|&p| p < from);
-        self.list.get(i).copied().unwrap_or(usize::MAX)
+        self.list.get(i).copied()
     }
 }
 
@@ -150,19 +226,19 @@ pub struct Ahead<'scope> {
     filled: Receiver<Filled>,
     empty: SyncSender<Spare>,
     worker: ScopedJoinHandle<'scope, Vec<Vec<u8>>>,
+    shared: &'scope Shared,
 }
 
 impl<'scope> Ahead<'scope> {
     /// Start a worker reading `body` into `windows` (each as long as the
     /// decoder's), leaving `headroom` bytes free at the front of each, and
-    /// searching each with `prefilter` while `search` holds (the decoder
-    /// sets it once the body's header is read). An error when the thread
-    /// could not start: the caller reads on itself.
+    /// searching each with `prefilter` as `shared` says. An error when the
+    /// thread could not start: the caller reads on itself.
     pub fn start<'env, R: Read + Send>(
         scope: &'scope Scope<'scope, 'env>,
         body: &'env Mutex<R>,
         prefilter: Option<&'env Prefilter>,
-        search: &'env AtomicBool,
+        shared: &'env Shared,
         windows: Vec<Vec<u8>>,
         headroom: usize,
     ) -> io::Result<Self> {
@@ -176,17 +252,28 @@ impl<'scope> Ahead<'scope> {
         let worker = Builder::new()
             .name("abusedweb-read".into())
             .spawn_scoped(scope, move || {
-                work(body, prefilter, search, headroom, empty_rx, filled_tx)
+                work(body, prefilter, shared, headroom, empty_rx, filled_tx)
             })?;
-        Ok(Ahead { filled, empty, worker })
+        Ok(Ahead {
+            filled,
+            empty,
+            worker,
+            shared,
+        })
     }
 
     /// The next window, waiting for the worker; an error when the worker is
     /// gone without having reported the end of the body.
     pub fn next(&self) -> io::Result<Filled> {
-        self.filled
-            .recv()
-            .map_err(|_| io::Error::other("the thread reading the body ahead stopped"))
+        let gone = || io::Error::other("the thread reading the body ahead stopped");
+        match self.filled.try_recv() {
+            Ok(f) => Ok(f),
+            Err(TryRecvError::Empty) => {
+                self.shared.starved.store(true, Ordering::Relaxed);
+                self.filled.recv().map_err(|_| gone())
+            }
+            Err(TryRecvError::Disconnected) => Err(gone()),
+        }
     }
 
     /// Hand a window (and its hit list's memory) back to be filled again.
@@ -198,7 +285,9 @@ impl<'scope> Ahead<'scope> {
 
     /// Wait for the worker to stop and take back the windows it held.
     pub fn finish(self) -> Vec<Vec<u8>> {
-        let Ahead { filled, empty, worker } = self;
+        let Ahead {
+            filled, empty, worker, ..
+        } = self;
         drop(empty);
         drop(filled);
         worker.join().unwrap_or_default()
@@ -210,7 +299,7 @@ impl<'scope> Ahead<'scope> {
 fn work<R: Read>(
     body: &Mutex<R>,
     prefilter: Option<&Prefilter>,
-    search: &AtomicBool,
+    shared: &Shared,
     headroom: usize,
     empty: Receiver<Spare>,
     filled: SyncSender<Filled>,
@@ -235,7 +324,9 @@ fn work<R: Read>(
             }
         }
         let hits = match prefilter {
-            Some(p) if search.load(Ordering::Relaxed) => Hits::search(p, &buf[..end], start, list),
+            Some(p) if shared.search.load(Ordering::Relaxed) => {
+                Hits::search(p, &buf[..end], start, shared.cut(start, end), list)
+            }
             _ => Hits::none(list),
         };
         let last = ended.is_some();
@@ -289,9 +380,12 @@ mod tests {
             )
             .collect();
         for split in 0..window.len() {
-            for cap in [1, 2, 3, usize::MAX] {
+            for (cap, cut) in [1, 2, 3, usize::MAX]
+                .into_iter()
+                .flat_map(|c| [(c, split + 9), (c, usize::MAX)])
+            {
                 for first in 0..starts.len() {
-                    let mut hits = Hits::search(&p, &window, split, Vec::new());
+                    let mut hits = Hits::search(&p, &window, split, cut, Vec::new());
                     if cap < hits.list.len() {
                         hits.to = hits.list[cap - 1] + 1;
                         hits.list.truncate(cap);
@@ -301,7 +395,7 @@ mod tests {
                         assert_eq!(
                             hits.next(&p, &window, r),
                             want,
-                            "split {split}, cap {cap}, row start {r}"
+                            "split {split}, cap {cap}, cut {cut}, row start {r}"
                         );
                     }
                 }
@@ -315,9 +409,9 @@ mod tests {
     fn the_worker_fills_windows_and_reports_the_end() {
         let body: Vec<u8> = (0..100u8).collect();
         let body = Mutex::new(&body[..]);
-        let search = AtomicBool::new(false);
+        let shared = Shared::new(8);
         let (got, spare) = std::thread::scope(|s| {
-            let ahead = Ahead::start(s, &body, None, &search, vec![vec![0; 40], vec![0; 40]], 8).expect("a thread");
+            let ahead = Ahead::start(s, &body, None, &shared, vec![vec![0; 40], vec![0; 40]], 8).expect("a thread");
             let mut got = Vec::new();
             loop {
                 let f = ahead.next().expect("a window");
@@ -351,9 +445,9 @@ mod tests {
             }
         }
         let body = Mutex::new(Fails(50));
-        let search = AtomicBool::new(false);
+        let shared = Shared::new(8);
         let (bytes, error) = std::thread::scope(|s| {
-            let ahead = Ahead::start(s, &body, None, &search, vec![vec![0; 32], vec![0; 32]], 4).expect("a thread");
+            let ahead = Ahead::start(s, &body, None, &shared, vec![vec![0; 32], vec![0; 32]], 4).expect("a thread");
             let mut bytes = 0;
             let error = loop {
                 let f = ahead.next().expect("a window");

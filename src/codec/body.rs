@@ -20,7 +20,7 @@
 //! of ASCII letters and digits, otherwise quoted with quotes doubled. That
 //! also protects values with leading or trailing blanks (scp2.md §18.3).
 
-use crate::codec::ahead::{self, Ahead, Filled, Hits};
+use crate::codec::ahead::{self, Ahead, Filled, Hits, Shared};
 use crate::codec::{multivalue, skim};
 use crate::engine::prefilter::Prefilter;
 use crate::engine::Event;
@@ -28,7 +28,7 @@ pub use crate::engine::Field;
 use crate::error::Error;
 use std::borrow::Cow;
 use std::io::{self, Read};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::thread::Scope;
 
@@ -72,6 +72,8 @@ pub struct Decoder {
     /// over from the window before ([`HEADROOM`]); a longer one is gathered
     /// by copying.
     headroom: usize,
+    /// How much of each window the worker searched in the last body.
+    searched_eighths: usize,
 }
 
 /// The current row of a chunk body, handed to the caller's closure.
@@ -274,8 +276,8 @@ struct Input<'scope, 'env, R> {
     scope: &'scope Scope<'scope, 'env>,
     body: &'env Mutex<R>,
     prefilter: Option<&'env Prefilter>,
-    /// Whether the worker should search its windows (the header decides).
-    search: &'env AtomicBool,
+    /// What the decoder and the worker tell each other.
+    shared: &'env Shared,
 }
 
 impl Decoder {
@@ -295,6 +297,7 @@ impl Decoder {
             spare: Vec::new(),
             window_size: WINDOW,
             headroom: HEADROOM,
+            searched_eighths: 8,
         }
     }
 
@@ -326,18 +329,19 @@ impl Decoder {
         F: FnMut(&Row<'_>) -> Result<(), Error>,
     {
         let prefilter = self.prefilter.take();
-        let search = AtomicBool::new(false);
+        let shared = Shared::new(self.searched_eighths);
         let body = Mutex::new(body);
         let result = std::thread::scope(|scope| {
             let input = Input {
                 scope,
                 body: &body,
                 prefilter: prefilter.as_ref(),
-                search: &search,
+                shared: &shared,
             };
             self.decode_from(input, chunk, base_offset, &mut each_row)
         });
         self.prefilter = prefilter;
+        self.searched_eighths = shared.eighths();
         result
     }
 
@@ -409,7 +413,7 @@ impl Decoder {
                         self.resolve_columns(pos);
                         have_header = true;
                         skimming = input.prefilter.is_some() && self.columns.present & self.skim_unless == 0;
-                        input.search.store(skimming, Ordering::Relaxed);
+                        input.shared.search.store(skimming, Ordering::Relaxed);
                         if std::mem::take(&mut read_ahead) {
                             ahead = self.start_ahead(&input);
                         }
@@ -596,7 +600,7 @@ impl Decoder {
             input.scope,
             input.body,
             input.prefilter,
-            input.search,
+            input.shared,
             windows,
             self.headroom,
         )

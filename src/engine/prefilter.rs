@@ -155,7 +155,13 @@ impl Prefilter {
     /// `from..p` covers `p` too: it lies on the line (LF-free stretch) of
     /// `p`, and no body row between `from` and the row of `p` holds one.
     pub fn find(&self, hay: &[u8], from: usize) -> Option<usize> {
-        let mut at = from;
+        self.find_past(hay, from, from)
+    }
+
+    /// [`find`](Self::find), when no fingerprint position between `from`
+    /// and `past` can be the answer: the search starts at `past`.
+    pub fn find_past(&self, hay: &[u8], from: usize, past: usize) -> Option<usize> {
+        let mut at = past.max(from);
         while at < hay.len() {
             let m = self.searcher.find_in(hay, Span::from(at..hay.len()))?;
             let p = m.start();
