@@ -64,11 +64,11 @@ fn literals() -> Vec<Vec<u8>> {
     DEFAULT_PATTERNS.iter().map(|p| p.trim_matches('*').as_bytes().to_vec()).collect()
 }
 
-fn decode<R: Read>(which: usize, body: R) -> (Result<u64, String>, Rows) {
+fn decode<R: Read + Send>(which: usize, body: R) -> (Result<u64, String>, Rows) {
     DECODERS.with(|d| decode_with(&mut d[which].borrow_mut(), body))
 }
 
-fn decode_with<R: Read>(decoder: &mut Decoder, body: R) -> (Result<u64, String>, Rows) {
+fn decode_with<R: Read + Send>(decoder: &mut Decoder, body: R) -> (Result<u64, String>, Rows) {
     let mut rows = Vec::new();
     let result = decoder.decode(body, 7, 1000, |row| {
         let fields = (0..FIELDS.len())
