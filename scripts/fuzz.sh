@@ -26,7 +26,7 @@ case "$mode" in
         ;;
 esac
 sanitizer=${FUZZ_SANITIZER:-address}
-all_targets=(chunk_reader metadata csv_body options request_stream scan_record)
+all_targets=(chunk_reader metadata csv_body options request_stream scan_record scan_file)
 if [ $# -gt 0 ]; then targets=("$@"); else targets=("${all_targets[@]}"); fi
 
 # Tools: nightly (libFuzzer needs -Zsanitizer flags) and cargo-fuzz.
