@@ -43,6 +43,15 @@ if [ -d "$recordings" ]; then
 else
     echo "fuzz: $recordings not found; fuzzing from fuzz/seeds only"
 fi
+# scan_file: the shared real Sysmon exports (EVTX, JSON, XmlWinEventLog) as
+# whole-file seeds, copied into the (ignored) corpus, not into the repository.
+events=../shared/fixtures/sysmon-events
+if [ -d "$events" ]; then
+    mkdir -p fuzz/corpus/scan_file
+    find "$events" -type f -size -256k \( -name '*.evtx' -o -name '*.json' -o -name '*.log' \) \
+        -exec cp {} fuzz/corpus/scan_file/ \;
+    chmod u+w fuzz/corpus/scan_file/*
+fi
 
 cd fuzz
 cargo +nightly fuzz build --sanitizer "$sanitizer"
