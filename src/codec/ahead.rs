@@ -294,6 +294,23 @@ impl<'scope> Ahead<'scope> {
     }
 }
 
+/// Read from `body` into `buf` from `from` on, until it is full (`None`),
+/// the body ends (`Some(Ok)`) or a read fails (`Some(Err)`); returns where
+/// the bytes read end. The worker fills its windows this way, and the
+/// decoder when it reads for itself.
+pub fn fill<R: Read + ?Sized>(body: &mut R, buf: &mut [u8], from: usize) -> (usize, Option<io::Result<()>>) {
+    let mut end = from;
+    while end < buf.len() {
+        match body.read(&mut buf[end..]) {
+            Ok(0) => return (end, Some(Ok(()))),
+            Ok(n) => end += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (end, Some(Err(e))),
+        }
+    }
+    (end, None)
+}
+
 /// The worker: fill each window it is given, search it, pass it on; stop
 /// after the body's end or a failed read, or when the decoder hangs up.
 fn work<R: Read>(
@@ -307,22 +324,7 @@ fn work<R: Read>(
     let mut body = body.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     while let Ok((mut buf, list)) = empty.recv() {
         let start = headroom.min(buf.len() - 1);
-        let mut end = start;
-        let mut ended = None;
-        while end < buf.len() {
-            match body.read(&mut buf[end..]) {
-                Ok(0) => {
-                    ended = Some(Ok(()));
-                    break;
-                }
-                Ok(n) => end += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    ended = Some(Err(e));
-                    break;
-                }
-            }
-        }
+        let (end, ended) = fill(&mut *body, &mut buf, start);
         let hits = match prefilter {
             Some(p) if shared.search.load(Ordering::Relaxed) => {
                 Hits::search(p, &buf[..end], start, shared.cut(start, end), list)

@@ -576,19 +576,9 @@ impl Decoder {
         // Filled, a record is rescanned only when the window doubles. A read
         // error waits until the rows already read are done, so it names the
         // row it happened in.
-        while *filled < upto {
-            match read_some(&mut *body, &mut self.window[*filled..upto]) {
-                Ok(0) => {
-                    *eof = true;
-                    break;
-                }
-                Ok(n) => *filled += n,
-                Err(e) => {
-                    *failed_read = Some(e);
-                    break;
-                }
-            }
-        }
+        let (end, ended) = ahead::fill(&mut *body, &mut self.window[..upto], *filled);
+        *filled = end;
+        Self::ended(ended, eof, failed_read);
     }
 
     /// Start the worker for the rest of the body; `None` (read here) when
@@ -654,15 +644,6 @@ impl Decoder {
     /// The name of the `__mv_` column of wanted field `i`, for error messages.
     pub fn mv_column_name(&self, i: usize) -> String {
         String::from_utf8_lossy(&self.mv_names[i]).into_owned()
-    }
-}
-
-fn read_some<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
-    loop {
-        match r.read(buf) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other,
-        }
     }
 }
 
