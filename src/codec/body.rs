@@ -647,20 +647,85 @@ impl Decoder {
     }
 }
 
+/// How [`write_value`] writes a value, found once so that a reply can both
+/// announce its length and write it without looking at the bytes twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quoting {
+    /// Only ASCII letters and digits: written bare.
+    bare: bool,
+    /// Holds a `"`, to be doubled inside the quotes.
+    quotes: bool,
+}
+
+impl Quoting {
+    /// Classify `value` sixteen bytes at a time, the last sixteen overlapping
+    /// the ones before and a shorter value padded with letters, so that the
+    /// compiler makes each step a few vector instructions. Cells are mostly
+    /// 5 to 60 bytes long: a byte loop spends most of its time in its tail.
+    pub fn of(value: &[u8]) -> Self {
+        let (other, quotes) = if value.len() < 16 {
+            let mut block = [b'a'; 16];
+            block[..value.len()].copy_from_slice(value);
+            classify(&block)
+        } else {
+            let last = value.last_chunk::<16>().expect("at least 16 bytes");
+            value
+                .chunks_exact(16)
+                .map(|block| block.try_into().expect("16 bytes"))
+                .chain([last])
+                .fold((false, false), |(o, q), block| {
+                    let (bo, bq) = classify(block);
+                    (o | bo, q | bq)
+                })
+        };
+        Quoting { bare: !other, quotes }
+    }
+
+    /// Bytes [`write_quoted`] writes for `value`, classified as `self`.
+    pub fn len(self, value: &[u8]) -> usize {
+        match (self.bare, self.quotes) {
+            (true, _) => value.len(),
+            (false, false) => value.len() + 2,
+            (false, true) => value.len() + 2 + memchr::memchr_iter(b'"', value).count(),
+        }
+    }
+}
+
+/// Whether 16 bytes hold a byte other than an ASCII letter or digit, and a `"`.
+fn classify(block: &[u8; 16]) -> (bool, bool) {
+    let (mut other, mut quotes) = (0u8, 0u8);
+    for &b in block {
+        let letter = (b | 0x20).wrapping_sub(b'a') < 26;
+        let digit = b.wrapping_sub(b'0') < 10;
+        other |= u8::from(!(letter | digit));
+        quotes |= u8::from(b == b'"');
+    }
+    (other != 0, quotes != 0)
+}
+
 /// Append one CSV value in splunkd's quoting style.
 pub fn write_value(out: &mut Vec<u8>, value: &[u8]) {
-    if value.iter().all(u8::is_ascii_alphanumeric) {
+    write_quoted(out, value, Quoting::of(value));
+}
+
+/// [`write_value`] for a value already classified as `quoting`.
+pub fn write_quoted(out: &mut Vec<u8>, value: &[u8], quoting: Quoting) {
+    if quoting.bare {
         out.extend_from_slice(value);
         return;
     }
     out.push(b'"');
-    let mut rest = value;
-    while let Some(i) = memchr::memchr(b'"', rest) {
-        out.extend_from_slice(&rest[..=i]);
-        out.push(b'"');
-        rest = &rest[i + 1..];
+    if quoting.quotes {
+        let mut rest = value;
+        while let Some(i) = memchr::memchr(b'"', rest) {
+            out.extend_from_slice(&rest[..=i]);
+            out.push(b'"');
+            rest = &rest[i + 1..];
+        }
+        out.extend_from_slice(rest);
+    } else {
+        out.extend_from_slice(value);
     }
-    out.extend_from_slice(rest);
     out.push(b'"');
 }
 
@@ -728,6 +793,35 @@ mod tests {
             Ok(())
         })?;
         Ok(out)
+    }
+
+    #[test]
+    fn quoting_finds_any_byte_at_any_place() {
+        // One byte of each kind at each place of values of 0 to 40 bytes
+        // (inside the first block, the padding, the overlapping last block),
+        // checked against the plain byte-by-byte rule and what is written.
+        for len in 0..=40 {
+            for at in 0..len.max(1) {
+                for special in [
+                    b'"', b'.', b'\\', b'\0', b'\xff', b'Z', b'z', b'0', b'9', b'@', b'[', b'`', b'{', b'/', b':',
+                ] {
+                    let mut value = vec![b'q'; len];
+                    if len > 0 {
+                        value[at] = special;
+                    }
+                    let quoted = if value.iter().all(u8::is_ascii_alphanumeric) {
+                        value.clone()
+                    } else {
+                        let inner = value.iter().flat_map(|&b| if b == b'"' { vec![b, b] } else { vec![b] });
+                        [vec![b'"'], inner.collect(), vec![b'"']].concat()
+                    };
+                    let mut out = Vec::new();
+                    write_value(&mut out, &value);
+                    assert_eq!(out, quoted, "{value:?}");
+                    assert_eq!(Quoting::of(&value).len(&value), out.len(), "{value:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -279,7 +279,7 @@ impl<'a> GroupRows<'a> {
     fn cells(&self, g: &Group<'_>, label: Option<usize>, f: impl FnOnce(&[&[u8]])) {
         let mut count = [0u8; 20];
         let count = fmt_u64(g.count(), &mut count);
-        let mut cells: ArrayVec<&[u8], { MAX_KEY_FIELDS + 5 }> = (0..g.fields()).map(|i| g.field(i)).collect();
+        let mut cells: ArrayVec<&[u8], { MAX_KEY_FIELDS + 5 }> = g.values().collect();
         if self.times_first {
             cells.extend([g.first(), g.last(), count]);
         } else {
@@ -324,11 +324,7 @@ fn row_len<'v>(values: impl IntoIterator<Item = &'v [u8]>) -> usize {
 /// Bytes [`body::write_value`] writes for `value`: bare when it is only ASCII
 /// letters and digits, otherwise quoted with its quotes doubled.
 fn value_len(value: &[u8]) -> usize {
-    if value.iter().all(u8::is_ascii_alphanumeric) {
-        value.len()
-    } else {
-        value.len() + 2 + memchr::memchr_iter(b'"', value).count()
-    }
+    body::Quoting::of(value).len(value)
 }
 
 /// `n` in decimal, written into `buf` without allocating.

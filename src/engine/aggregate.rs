@@ -230,6 +230,19 @@ impl<'a> Group<'a> {
         &self.key[values + start..values + read_u32(self.key, 4 * i)]
     }
 
+    /// The by-values in order: [`Self::field`] for each, reading each end
+    /// offset once, for the reply that writes them all.
+    pub fn values(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let (ends, values) = self.key.split_at(4 * self.fields);
+        let mut start = 0;
+        ends.chunks_exact(4).map(move |end| {
+            let end = u32::from_le_bytes(end.try_into().expect("4 bytes")) as usize;
+            let value = &values[start..end];
+            start = end;
+            value
+        })
+    }
+
     /// By-values in the key.
     pub fn fields(&self) -> usize {
         self.fields
@@ -455,8 +468,18 @@ impl Stats {
         self.sorted_keys().into_iter().map(|(_, key)| GroupId(key)).collect()
     }
 
-    /// [`Self::sorted`] as key record offsets: a most-significant-digit radix
-    /// sort whose digits are 15 bytes of one by-value at a time (see
+    /// [`Self::sorted`] as key record offsets, in two stages.
+    ///
+    /// First the leading by-fields that hold few distinct values (an image
+    /// path, a domain, a status) are ranked: each field's distinct values are
+    /// found in one walk of the groups in memory order and sorted once, and
+    /// the ranks of a group's values are packed into one `u128`, so that
+    /// 10^5 groups sharing 30 image paths are not compared on those paths
+    /// again and again. Ranking stops at the first field with many distinct
+    /// values (see [`Ranks`]).
+    ///
+    /// Groups still tied after that go on through a most-significant-digit
+    /// radix sort whose digits are 15 bytes of one by-value at a time (see
     /// [`digit`]), so a comparison is one `u128` compare on a contiguous
     /// array rather than a walk of two keys elsewhere in memory, and a key
     /// is read again only while it ties with another one. Runs are taken
@@ -466,13 +489,31 @@ impl Stats {
     fn sorted_keys(&self) -> Vec<(u128, usize)> {
         const SMALL: usize = 12;
         let (keys, n) = (&self.keys[..], self.fields);
+        let ranks = Ranks::new(self);
         let mut entries: Vec<(u128, usize)> = self
             .tallies
             .iter()
-            .map(|t| (digit(keys, t.key, n, 0, 0), t.key))
+            .enumerate()
+            .map(|(i, t)| (ranks.packed(i), t.key))
             .collect();
+        let mut stack = Vec::new();
+        if ranks.fields == 0 {
+            stack.push((0, entries.len(), 0, 0, false));
+        } else {
+            entries.sort_unstable_by_key(|e| e.0);
+            if ranks.fields < n {
+                let mut i = 0;
+                while i < entries.len() {
+                    let d = entries[i].0;
+                    let j = i + entries[i..].iter().position(|e| e.0 != d).unwrap_or(entries.len() - i);
+                    if j - i > 1 {
+                        stack.push((i, j, ranks.fields, 0, false));
+                    }
+                    i = j;
+                }
+            }
+        }
         // (start, end, field, offset into the field's value, digits loaded)
-        let mut stack = vec![(0, entries.len(), 0, 0, true)];
         while let Some((lo, hi, field, offset, loaded)) = stack.pop() {
             let run = &mut entries[lo..hi];
             if run.len() <= SMALL {
@@ -504,6 +545,102 @@ impl Stats {
             }
         }
         entries
+    }
+}
+
+/// The ranks of the leading by-fields that hold few distinct values, for
+/// [`Stats::sorted_keys`]: rank `r` of a field is its `r`-th smallest
+/// distinct value, and a group's ranks pack into one `u128`, most
+/// significant field first, so comparing two packed ranks compares those
+/// fields' values.
+struct Ranks {
+    /// Leading by-fields ranked (0 when the first has too many values).
+    fields: usize,
+    /// For each ranked field, each group's rank, by tally index.
+    of_group: Vec<Vec<u32>>,
+    /// For each ranked field, the bits its ranks take.
+    bits: Vec<u32>,
+}
+
+impl Ranks {
+    /// Rank fields from the first while each holds at most a quarter as many
+    /// distinct values as there are groups (more, and ranking them costs as
+    /// much as sorting on them) and the packed ranks fit in 128 bits.
+    fn new(stats: &Stats) -> Self {
+        let groups = stats.tallies.len();
+        let mut ranks = Ranks {
+            fields: 0,
+            of_group: Vec::new(),
+            bits: Vec::new(),
+        };
+        let mut total_bits = 0;
+        for field in 0..stats.fields {
+            let Some((of_group, distinct)) = Self::rank_field(stats, field, groups / 4) else {
+                break;
+            };
+            let bits = usize::BITS - (distinct.max(1) - 1).leading_zeros();
+            if total_bits + bits > u128::BITS {
+                break;
+            }
+            total_bits += bits;
+            ranks.of_group.push(of_group);
+            ranks.bits.push(bits);
+            ranks.fields += 1;
+        }
+        ranks
+    }
+
+    /// Each group's rank in `field`, and how many distinct values there
+    /// are; `None` past `limit` distinct values.
+    fn rank_field(stats: &Stats, field: usize, limit: usize) -> Option<(Vec<u32>, usize)> {
+        // (hash, first index) of each distinct value, in order of appearance.
+        let mut seen: HashTable<(u32, u32)> = HashTable::new();
+        let mut values: Vec<&[u8]> = Vec::new();
+        let mut of_group = Vec::with_capacity(stats.tallies.len());
+        for t in &stats.tallies {
+            let value = stats.get(GroupId(t.key)).field(field);
+            let hash = {
+                let mut h = stats.hasher.build_hasher();
+                h.write(value);
+                let h = h.finish();
+                (h ^ (h >> 32)) as u32
+            };
+            let id = match seen.entry(
+                table_hash(hash),
+                |&(h, i)| h == hash && values[i as usize] == value,
+                |&(h, _)| table_hash(h),
+            ) {
+                Entry::Occupied(e) => e.get().1,
+                Entry::Vacant(e) => {
+                    if values.len() >= limit {
+                        return None;
+                    }
+                    let id = values.len() as u32;
+                    values.push(value);
+                    e.insert((hash, id));
+                    id
+                }
+            };
+            of_group.push(id);
+        }
+        let mut order: Vec<u32> = (0..values.len() as u32).collect();
+        order.sort_unstable_by(|&a, &b| values[a as usize].cmp(values[b as usize]));
+        let mut rank = vec![0u32; values.len()];
+        for (r, &id) in order.iter().enumerate() {
+            rank[id as usize] = r as u32;
+        }
+        for id in &mut of_group {
+            *id = rank[*id as usize];
+        }
+        Some((of_group, values.len()))
+    }
+
+    /// The packed ranks of the group at tally `index` (0 with no field ranked).
+    fn packed(&self, index: usize) -> u128 {
+        self.of_group
+            .iter()
+            .zip(&self.bits)
+            .fold(0u128, |acc, (ranks, &bits)| (acc << bits) | u128::from(ranks[index]))
     }
 }
 
@@ -630,16 +767,27 @@ mod tests {
             seed ^= seed << 17;
             seed % n
         };
-        for fields in 1..=3 {
+        // With `few`, every field but the last holds one of 7 values, so
+        // the leading fields are ranked before the radix sort takes over.
+        for (fields, few) in [(1, false), (2, false), (3, false), (2, true), (3, true), (4, true)] {
             let mut s = Stats::new(100_000, fields);
             let mut want: Vec<Vec<Vec<u8>>> = Vec::new();
+            let mut value = |pool: Option<u64>| -> Vec<u8> {
+                let mut len = [0, 1, 14, 15, 16, 17, 30, 31, 45][next(9) as usize];
+                len -= (next(2) as usize).min(len);
+                if let Some(pool) = pool {
+                    // One of `pool` values: a shared 16-byte stem, then a tail.
+                    let pick = next(pool);
+                    let mut v = b"0123456789abcdef".to_vec();
+                    v.truncate((pick as usize * 3).min(16));
+                    v.extend((0..pick).map(|i| b"\0\x01ab\xff"[i as usize % 5]));
+                    return v;
+                }
+                (0..len).map(|_| b"\0\x01ab\xff"[next(5) as usize]).collect()
+            };
             for _ in 0..3000 {
                 let key: Vec<Vec<u8>> = (0..fields)
-                    .map(|_| {
-                        let len = [0, 1, 14, 15, 16, 17, 30, 31, 45][next(9) as usize];
-                        let len = len - (next(2) as usize).min(len);
-                        (0..len).map(|_| b"\0\x01ab\xff"[next(5) as usize]).collect()
-                    })
+                    .map(|f| value((few && f + 1 < fields).then_some(7)))
                     .collect();
                 let values: Vec<&[u8]> = key.iter().map(Vec::as_slice).collect();
                 s.add(&values, &[]).unwrap();
@@ -653,6 +801,7 @@ mod tests {
                 .map(|g| (0..fields).map(|i| g.field(i).to_vec()).collect())
                 .collect();
             assert_eq!(got, want, "{fields} fields");
+            assert_eq!(Ranks::new(&s).fields > 0, few, "{fields} fields, few values: {few}");
             let counted: u64 = s.unordered().map(|g| g.count()).sum();
             assert_eq!(counted, 3000);
         }
