@@ -133,6 +133,9 @@ impl<'a> Time<'a> {
 /// Parse a decimal number the way a `_time` value is written (`1700000000`,
 /// `1700000000.500`, `-3`, `1e9`); names like `inf` or `NaN` are text.
 pub fn parse_number(text: &[u8]) -> Option<f64> {
+    if let Some(n) = parse_plain_decimal(text) {
+        return Some(n);
+    }
     if text.is_empty()
         || !text.iter().any(u8::is_ascii_digit)
         || !text
@@ -146,6 +149,42 @@ pub fn parse_number(text: &[u8]) -> Option<f64> {
         .parse::<f64>()
         .ok()
         .filter(|v| v.is_finite())
+}
+
+/// `[-]digits[.digits]` with at most 19 digits whose value is below 2^53,
+/// as [`parse_number`] reads it, without its general parser: every event's
+/// `_time` is parsed, and epoch seconds with milliseconds are this shape.
+/// Both the digits and the power of ten are exact in an `f64`, so the one
+/// division rounds correctly, as the general parser does (Clinger's fast
+/// path). `None` for any other shape: the general parser decides.
+fn parse_plain_decimal(text: &[u8]) -> Option<f64> {
+    const POW10: [f64; 20] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
+    ];
+    let (negative, rest) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
+    };
+    let (int, frac) = match rest.iter().position(|&b| b == b'.') {
+        Some(dot) => (&rest[..dot], &rest[dot + 1..]),
+        None => (rest, &rest[..0]),
+    };
+    if int.is_empty() || (frac.is_empty() && int.len() < rest.len()) || int.len() + frac.len() > 19 {
+        return None;
+    }
+    let mut digits = 0u64;
+    for &b in int.iter().chain(frac) {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        digits = digits * 10 + u64::from(d);
+    }
+    if digits >= 1 << 53 {
+        return None;
+    }
+    let value = digits as f64 / POW10[frac.len()];
+    Some(if negative { -value } else { value })
 }
 
 impl TimeRange {
@@ -826,6 +865,58 @@ mod tests {
         let e = s.add(&key(b"b"), &[]).unwrap_err().to_string();
         assert!(e.contains("more than 512 MiB"), "{e}");
         assert_eq!(s.groups(), 1);
+    }
+
+    #[test]
+    fn plain_decimals_read_as_the_general_parser_reads_them() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let general = |t: &[u8]| {
+            std::str::from_utf8(t)
+                .ok()?
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+        };
+        for _ in 0..200_000 {
+            let mut t = Vec::new();
+            if next(4) == 0 {
+                t.push(b'-');
+            }
+            t.extend((0..next(21)).map(|_| b'0' + next(10) as u8));
+            if next(2) == 0 {
+                t.push(b'.');
+                t.extend((0..next(21)).map(|_| b'0' + next(10) as u8));
+            }
+            if let Some(fast) = parse_plain_decimal(&t) {
+                let want = general(&t).expect("a plain decimal is a number");
+                assert_eq!(fast.to_bits(), want.to_bits(), "{}", String::from_utf8_lossy(&t));
+            }
+            assert_eq!(
+                parse_number(&t).map(f64::to_bits),
+                general(&t)
+                    .map(f64::to_bits)
+                    .filter(|_| t.iter().any(u8::is_ascii_digit))
+            );
+        }
+        for t in [
+            "1700000000.500",
+            "0",
+            "-0",
+            "9007199254740991",
+            "0.0000000000000000001",
+            "12.",
+        ] {
+            assert_eq!(parse_number(t.as_bytes()), general(t.as_bytes()), "{t}");
+        }
+        assert_eq!(parse_plain_decimal(b"9007199254740992"), None);
+        assert_eq!(parse_plain_decimal(b".5"), None);
+        assert_eq!(parse_plain_decimal(b"12."), None);
     }
 
     #[test]
