@@ -327,7 +327,11 @@ fn work<R: Read>(
         let (end, ended) = fill(&mut *body, &mut buf, start);
         let hits = match prefilter {
             Some(p) if shared.search.load(Ordering::Relaxed) => {
-                Hits::search(p, &buf[..end], start, shared.cut(start, end), list)
+                // After the body's last window the worker idles while the
+                // decoder works through the windows it holds: search all of
+                // this one, and leave the split for the next body as it is.
+                let cut = if ended.is_some() { end } else { shared.cut(start, end) };
+                Hits::search(p, &buf[..end], start, cut, list)
             }
             _ => Hits::none(list),
         };
