@@ -179,26 +179,20 @@ def table(results):
 
 
 def report(results, commit, when):
-    body = "\n".join([
-        BEGIN,
-        "## Distributed search (`distributed=true`)",
-        "",
+    return bench.write_section(
+        BEGIN, END,
+        "Distributed search (`distributed=true`)",
         f"Measured {when} at `{commit}` by `benches/distributed.py` ({bench.machine_line()}). Each stream's "
         f"execute chunks are dealt round-robin to {INDEXERS} simulated indexers; each runs the map phase from "
         "the reduce's `streaming_preop`; the partial rows, re-encoded as splunkd re-encodes results, go to the "
         "reduce. Rows and bytes are the CSV bodies entering and leaving the map phase; times are medians of "
         "whole processes over alternating rounds (the maps run one after another here, on indexers they run "
         "at once). The reduce's result rows equal the search-head-only run's, checked before timing.",
-        "",
         table(results),
-        "",
         "Reading: the bytes leaving the map phase are what crosses the network from the indexers instead of "
         "the extracted events; the reduce's time is what the search head spends instead of the "
         "search-head-only time; the slowest map is what the indexers add, in parallel, while they search.",
-        END,
-    ])
-    bench.replace_section(BEGIN, END, body)
-    return body
+    )
 
 
 def main():

@@ -96,20 +96,15 @@ def table(results):
 
 
 def report(results, commit, when):
-    body = "\n".join([
-        BEGIN,
-        "## Pattern lists: thousands of patterns at the cost of six",
-        "",
+    return bench.write_section(
+        BEGIN, END,
+        "Pattern lists: thousands of patterns at the cost of six",
         f"Measured {when} at `{commit}` by `benches/lists.py` ({bench.machine_line()}). The same events "
         "through the six ESCU v1-v4 patterns, the app's `extended` list, and 100,000 patterns (the six plus "
         "99,994 synthetic domains no event queries, whose result rows are checked equal to the six's), "
         f"alternating round by round; medians of whole processes. Target: at most {TARGET:.2f}x the six.",
-        "",
         table(results),
-        END,
-    ])
-    bench.replace_section(BEGIN, END, body)
-    return body
+    )
 
 
 def main():

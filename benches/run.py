@@ -606,6 +606,15 @@ def side_run(doc):
     return (10**5 if a.quick else 10**6), (2 if a.quick else a.rounds), commit, when
 
 
+def write_section(begin, end, title, intro, *parts):
+    """Write one script's section of RESULTS.md: its markers around a
+    heading, an introduction paragraph and the given parts (tables, notes),
+    separated by blank lines. Returns the section."""
+    body = "\n".join([begin, f"## {title}", "", intro, "", "\n\n".join(parts), end])
+    replace_section(begin, end, body)
+    return body
+
+
 def replace_section(begin, end, body):
     """Put `body` (which starts with `begin` and ends with `end`) into
     RESULTS.md in place of the old section between those markers, or at the

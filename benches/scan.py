@@ -212,10 +212,9 @@ def table(results):
 
 
 def report(results, commit, when, tool):
-    body = "\n".join([
-        BEGIN,
-        "## `abusedweb scan`: EVTX and XmlWinEventLog throughput",
-        "",
+    return bench.write_section(
+        BEGIN, END,
+        "`abusedweb scan`: EVTX and XmlWinEventLog throughput",
         f"Measured {when} at `{commit}` by `benches/scan.py` ({bench.machine_line()}; {tool}). "
         "EVTX: the real chunks of the shared fixtures' five .evtx files replicated into one large file (generating "
         "EVTX would need a binary-XML writer); the floor is the evtx crate's own `evtx_dump` rendering every record "
@@ -223,12 +222,8 @@ def report(results, commit, when, tool):
         "generated Sysmon events (70% EventID 22, 1% of those matching), the floor `cat`. Each input is checked "
         "first: scan's DNS-query count equals evtx_dump's / the generator's. One file: one reading thread. "
         "Medians of whole processes, alternating round by round; records/s counts every record of the file.",
-        "",
         table(results),
-        END,
-    ])
-    bench.replace_section(BEGIN, END, body)
-    return body
+    )
 
 
 def main():
