@@ -13,7 +13,8 @@
 //! * [`engine`]: matching and grouping events, with no protocol and no I/O:
 //!   the Splunk wildcard matcher compiled once per search ([`engine::wildcard`]),
 //!   the search for its literals over whole bodies ([`engine::prefilter`])
-//!   and `stats count min(_time) max(_time) by …` ([`engine::aggregate`]);
+//!   and `stats count min(_time) max(_time) by …` ([`engine::aggregate`],
+//!   with a cache hint for its reply, [`engine::prefetch`]);
 //! * [`command`]: the SCP v2 front-end: getinfo answer and execute loop
 //!   wiring the above together, and the command's arguments declared in one
 //!   table ([`command::options`]);

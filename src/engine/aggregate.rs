@@ -15,6 +15,7 @@
 //! the result does not depend on the order events arrive in, nor on how they
 //! were split between the indexers of a distributed search.
 
+use super::prefetch::prefetch;
 use foldhash::fast::FixedState;
 use hashbrown::hash_table::Entry;
 use hashbrown::HashTable;
@@ -495,28 +496,18 @@ impl Stats {
     /// sorted order, which meets the groups at random places in memory: with
     /// `tally`, the tally too (its index is in the key record, so that record
     /// should have been asked for some groups before). Only a hint to the
-    /// CPU, never a fault; nothing on other architectures.
+    /// CPU ([`prefetch`]), never a fault.
     pub fn prefetch(&self, id: GroupId, tally: bool) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            let record = &self.keys[id.0..];
-            if tally {
-                let t: *const Tally = &self.tallies[read_u32(record, 4)];
-                // SAFETY: a prefetch reads nothing the program sees and
-                // cannot fault; the address lies inside `tallies` anyway.
-                unsafe { _mm_prefetch::<_MM_HINT_T0>(t.cast()) };
-            } else {
-                // The first three lines, without reading the record's length
-                // (that load would wait for the very line asked for).
-                for line in (0..record.len().min(192)).step_by(64) {
-                    // SAFETY: as above, an address inside the key arena.
-                    unsafe { _mm_prefetch::<_MM_HINT_T0>(record[line..].as_ptr().cast()) };
-                }
+        let record = &self.keys[id.0..];
+        if tally {
+            prefetch(&self.tallies[read_u32(record, 4)]);
+        } else {
+            // The first three lines, without reading the record's length
+            // (that load would wait for the very line asked for).
+            for line in (0..record.len().min(192)).step_by(64) {
+                prefetch(&record[line]);
             }
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = (id, tally);
     }
 
     /// The groups in the order they appeared: the cheapest walk, in memory order.
