@@ -89,14 +89,17 @@ pub struct Row<'r> {
 }
 
 impl<'r> Row<'r> {
-    fn cell(&self, column: usize) -> Cow<'r, [u8]> {
+    /// The raw bytes of cell `column` (quotes included) and whether they
+    /// hold doubled quotes.
+    #[inline]
+    fn raw_cell(&self, column: usize) -> (&'r [u8], bool) {
         let from = if column == 0 {
             self.start
         } else {
             cell_end(self.ends[column - 1]) + 1
         };
         let end = self.ends[column];
-        unquote(&self.data[from..cell_end(end)], has_doubled_quotes(end))
+        (&self.data[from..cell_end(end)], has_doubled_quotes(end))
     }
 
     /// Which wanted fields this chunk's header has a column (plain or
@@ -109,20 +112,25 @@ impl<'r> Row<'r> {
     }
 
     /// The wanted field at index `i` (in the order given to [`Decoder::new`]).
+    ///
+    /// Most `__mv_` cells are empty and most values unquoted or quoted
+    /// without doubled quotes: those are told from the raw bytes, without
+    /// building a value to look at.
     pub fn field(&self, i: usize) -> Field<'r> {
         if let Some(c) = self.columns.mv[i] {
-            let enc = self.cell(c);
-            if !enc.is_empty() {
-                return Field::Multi(enc);
+            let (raw, doubled) = self.raw_cell(c);
+            // Empty: no bytes, or only the two quotes of `""`.
+            if raw.len() > 2 || (!raw.is_empty() && raw[0] != b'"') {
+                return Field::Multi(unquote(raw, doubled));
             }
         }
         match self.columns.plain[i] {
             Some(c) => {
-                let value = self.cell(c);
-                if value.is_empty() {
-                    Field::Absent
+                let (raw, doubled) = self.raw_cell(c);
+                if raw.len() > 2 || (!raw.is_empty() && raw[0] != b'"') {
+                    Field::Single(unquote(raw, doubled))
                 } else {
-                    Field::Single(value)
+                    Field::Absent
                 }
             }
             None => Field::Absent,
@@ -149,6 +157,7 @@ fn has_doubled_quotes(entry: usize) -> bool {
 
 /// The value of a raw cell: quotes removed and doubled quotes undone. Borrows
 /// unless the value itself contains a quote (`doubled`).
+#[inline]
 fn unquote(raw: &[u8], doubled: bool) -> Cow<'_, [u8]> {
     if raw.first() != Some(&b'"') {
         return Cow::Borrowed(raw);
@@ -157,6 +166,13 @@ fn unquote(raw: &[u8], doubled: bool) -> Cow<'_, [u8]> {
     if !doubled {
         return Cow::Borrowed(inner);
     }
+    Cow::Owned(undouble(inner))
+}
+
+/// The inside of a quoted cell with its doubled quotes undone: the rare
+/// case, kept out of line.
+#[cold]
+fn undouble(inner: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(inner.len());
     let mut rest = inner;
     while let Some(i) = memchr::memchr(b'"', rest) {
@@ -164,7 +180,7 @@ fn unquote(raw: &[u8], doubled: bool) -> Cow<'_, [u8]> {
         rest = &rest[i + 2..];
     }
     out.extend_from_slice(rest);
-    Cow::Owned(out)
+    out
 }
 
 /// What tokenising from a record start found.
