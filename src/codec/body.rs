@@ -708,6 +708,7 @@ impl Quoting {
 }
 
 /// Whether 16 bytes hold a byte other than an ASCII letter or digit, and a `"`.
+#[inline(always)]
 fn classify(block: &[u8; 16]) -> (bool, bool) {
     let (mut other, mut quotes) = (0u8, 0u8);
     for &b in block {
