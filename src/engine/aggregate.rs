@@ -575,7 +575,8 @@ impl Stats {
         while let Some((lo, hi, field, offset, loaded)) = stack.pop() {
             let run = &mut entries[lo..hi];
             if run.len() <= SMALL {
-                run.sort_unstable_by(|a, b| compare_records(keys, a.1, b.1, n));
+                // The run's keys share every field before `field`.
+                run.sort_unstable_by(|a, b| compare_records(keys, a.1, b.1, n, field));
                 continue;
             }
             if !loaded {
@@ -733,14 +734,17 @@ fn digit(keys: &[u8], key: usize, fields: usize, field: usize, offset: usize) ->
 }
 
 /// Order the key records at `a` and `b` by their values, field by field,
-/// each compared as a byte string (not by their concatenation).
-fn compare_records(keys: &[u8], a: usize, b: usize, fields: usize) -> Ordering {
+/// each compared as a byte string (not by their concatenation), from field
+/// `from` on: the caller knows the fields before it equal (a tied run of
+/// the radix sort), so their often long shared values are not compared again.
+fn compare_records(keys: &[u8], a: usize, b: usize, fields: usize, from: usize) -> Ordering {
     let key = |at: usize| &keys[at + RECORD_HEAD..at + RECORD_HEAD + read_u32(keys, at)];
     let (a, b) = (key(a), key(b));
     let (a_ends, a_values) = a.split_at(4 * fields);
     let (b_ends, b_values) = b.split_at(4 * fields);
-    let (mut a_start, mut b_start) = (0, 0);
-    for i in 0..fields {
+    let start = |ends: &[u8]| if from == 0 { 0 } else { read_u32(ends, 4 * (from - 1)) };
+    let (mut a_start, mut b_start) = (start(a_ends), start(b_ends));
+    for i in from..fields {
         let (a_end, b_end) = (read_u32(a_ends, 4 * i), read_u32(b_ends, 4 * i));
         match a_values[a_start..a_end].cmp(&b_values[b_start..b_end]) {
             Ordering::Equal => {}
