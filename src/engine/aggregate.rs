@@ -818,17 +818,21 @@ mod tests {
         assert_eq!(qs, ["B", "a", "ab"]);
     }
 
-    #[test]
-    fn radix_order_is_field_by_field_byte_order() {
-        // Values around the 15-byte digit, with NULs, shared prefixes and
-        // empty values, over 1 to 3 fields; compared with a plain sort.
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = |n: u64| {
+    /// A repeatable stream of numbers below `n`, for the generated cases.
+    fn xorshift(mut seed: u64) -> impl FnMut(u64) -> u64 {
+        move |n| {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
             seed % n
-        };
+        }
+    }
+
+    #[test]
+    fn radix_order_is_field_by_field_byte_order() {
+        // Values around the 15-byte digit, with NULs, shared prefixes and
+        // empty values, over 1 to 3 fields; compared with a plain sort.
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         // With `few`, every field but the last holds one of 7 values, so
         // the leading fields are ranked before the radix sort takes over.
         for (fields, few) in [(1, false), (2, false), (3, false), (2, true), (3, true), (4, true)] {
@@ -892,13 +896,7 @@ mod tests {
 
     #[test]
     fn plain_decimals_read_as_the_general_parser_reads_them() {
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         let general = |t: &[u8]| {
             std::str::from_utf8(t)
                 .ok()?
