@@ -119,18 +119,17 @@ impl<'r> Row<'r> {
     pub fn field(&self, i: usize) -> Field<'r> {
         if let Some(c) = self.columns.mv[i] {
             let (raw, doubled) = self.raw_cell(c);
-            // Empty: no bytes, or only the two quotes of `""`.
-            if raw.len() > 2 || (!raw.is_empty() && raw[0] != b'"') {
+            if !is_empty_value(raw) {
                 return Field::Multi(unquote(raw, doubled));
             }
         }
         match self.columns.plain[i] {
             Some(c) => {
                 let (raw, doubled) = self.raw_cell(c);
-                if raw.len() > 2 || (!raw.is_empty() && raw[0] != b'"') {
-                    Field::Single(unquote(raw, doubled))
-                } else {
+                if is_empty_value(raw) {
                     Field::Absent
+                } else {
+                    Field::Single(unquote(raw, doubled))
                 }
             }
             None => Field::Absent,
@@ -153,6 +152,13 @@ fn cell_end(entry: usize) -> usize {
 
 fn has_doubled_quotes(entry: usize) -> bool {
     entry & 1 == 1
+}
+
+/// Whether a raw cell holds the empty value: no bytes, or only the two
+/// quotes of `""` (what [`unquote`] would make of it, without making it).
+#[inline]
+fn is_empty_value(raw: &[u8]) -> bool {
+    raw.is_empty() || raw == b"\"\""
 }
 
 /// The value of a raw cell: quotes removed and doubled quotes undone. Borrows
@@ -663,8 +669,8 @@ impl Decoder {
     }
 }
 
-/// How [`write_value`] writes a value, found once so that a reply can both
-/// announce its length and write it without looking at the bytes twice.
+/// How [`write_value`] writes a value: bare, quoted, or quoted with its
+/// quotes doubled. A reply measures its rows with it before writing them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quoting {
     /// Only ASCII letters and digits: written bare.
@@ -697,7 +703,7 @@ impl Quoting {
         Quoting { bare: !other, quotes }
     }
 
-    /// Bytes [`write_quoted`] writes for `value`, classified as `self`.
+    /// Bytes [`write_value`] writes for `value`, classified as `self`.
     pub fn len(self, value: &[u8]) -> usize {
         match (self.bare, self.quotes) {
             (true, _) => value.len(),
@@ -722,11 +728,7 @@ fn classify(block: &[u8; 16]) -> (bool, bool) {
 
 /// Append one CSV value in splunkd's quoting style.
 pub fn write_value(out: &mut Vec<u8>, value: &[u8]) {
-    write_quoted(out, value, Quoting::of(value));
-}
-
-/// [`write_value`] for a value already classified as `quoting`.
-pub fn write_quoted(out: &mut Vec<u8>, value: &[u8], quoting: Quoting) {
+    let quoting = Quoting::of(value);
     if quoting.bare {
         out.extend_from_slice(value);
         return;

@@ -265,10 +265,10 @@ impl<'a> GroupRows<'a> {
         // (its index is in the record, loaded by then).
         for (i, &id) in self.order.iter().enumerate() {
             if let Some(&ahead) = self.order.get(i + 16) {
-                self.stats.prefetch(ahead, false);
+                self.stats.prefetch_record(ahead);
             }
             if let Some(&ahead) = self.order.get(i + 8) {
-                self.stats.prefetch(ahead, true);
+                self.stats.prefetch_tally(ahead);
             }
             let g = self.stats.get(id);
             let label = match self.label_of.get(g.index()) {

@@ -384,6 +384,14 @@ impl Stats {
         Ok(())
     }
 
+    /// The 32 bits of `bytes`' hash the tables keep (both halves folded).
+    fn hash32(&self, bytes: &[u8]) -> u32 {
+        let mut h = self.hasher.build_hasher();
+        h.write(bytes);
+        let h = h.finish();
+        (h ^ (h >> 32)) as u32
+    }
+
     /// The tally of the group `values`, created empty if new (within the caps).
     fn group(&mut self, values: &[&[u8]]) -> Result<&mut Tally, String> {
         debug_assert_eq!(values.len(), self.fields);
@@ -400,12 +408,7 @@ impl Stats {
         for v in values {
             self.probe.extend_from_slice(v);
         }
-        let hash = {
-            let mut h = self.hasher.build_hasher();
-            h.write(&self.probe);
-            let h = h.finish();
-            (h ^ (h >> 32)) as u32
-        };
+        let hash = self.hash32(&self.probe);
         let groups = self.tallies.len();
         let (probe, keys) = (&self.probe, &self.keys);
         let matches = |s: &Slot| {
@@ -492,22 +495,21 @@ impl Stats {
         }
     }
 
-    /// Start loading what [`Self::get`] of group `id` reads, for a walk in
-    /// sorted order, which meets the groups at random places in memory: with
-    /// `tally`, the tally too (its index is in the key record, so that record
-    /// should have been asked for some groups before). Only a hint to the
-    /// CPU ([`prefetch`]), never a fault.
-    pub fn prefetch(&self, id: GroupId, tally: bool) {
+    /// Start loading the first lines of group `id`'s key record, for a walk
+    /// in sorted order, which meets the groups at random places in memory.
+    /// Only a hint to the CPU ([`prefetch`]), never a fault. Reads nothing:
+    /// even the record's length would wait for the very line asked for.
+    pub fn prefetch_record(&self, id: GroupId) {
         let record = &self.keys[id.0..];
-        if tally {
-            prefetch(&self.tallies[read_u32(record, 4)]);
-        } else {
-            // The first three lines, without reading the record's length
-            // (that load would wait for the very line asked for).
-            for line in (0..record.len().min(192)).step_by(64) {
-                prefetch(&record[line]);
-            }
+        for line in (0..record.len().min(192)).step_by(64) {
+            prefetch(&record[line]);
         }
+    }
+
+    /// Start loading group `id`'s tally, whose index is in its key record:
+    /// call it once [`Self::prefetch_record`] has had time to bring that in.
+    pub fn prefetch_tally(&self, id: GroupId) {
+        prefetch(&self.tallies[read_u32(&self.keys, id.0 + 4)]);
     }
 
     /// The groups in the order they appeared: the cheapest walk, in memory order.
@@ -658,12 +660,7 @@ impl Ranks {
         let mut of_group = Vec::with_capacity(stats.tallies.len());
         for t in &stats.tallies {
             let value = stats.get(GroupId(t.key)).field(field);
-            let hash = {
-                let mut h = stats.hasher.build_hasher();
-                h.write(value);
-                let h = h.finish();
-                (h ^ (h >> 32)) as u32
-            };
+            let hash = stats.hash32(value);
             let id = match seen.entry(
                 table_hash(hash),
                 |&(h, i)| h == hash && values[i as usize] == value,
