@@ -9,11 +9,17 @@
 //! record at the end of one window into the headroom the worker left free at
 //! the front of the next.
 //!
+//! Where it searched, the worker also skims the rows ahead ([`skim_runs`]),
+//! knowing where they start from the parity of the quotes it has read since
+//! the body began; the decoder takes a stretch's answer when it stands at
+//! the stretch's first row, and skims the rest itself.
+//!
 //! The worker reads no further than the body reader lets it (the declared
 //! body), and at most two windows ahead. Read errors travel with the bytes
 //! read before them, so the decoder reports them at the same row as when it
 //! read for itself.
 
+use crate::codec::skim::{odd_quotes, skim_runs, Run};
 use crate::engine::prefilter::Prefilter;
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -36,8 +42,10 @@ const LEAST_EIGHTHS: usize = 2;
 #[derive(Debug)]
 pub struct Shared {
     /// Set by the decoder once the body's header is read: search windows
-    /// with the prefilter.
-    pub search: AtomicBool,
+    /// with the prefilter (and skim their rows, of [`Self::fields`] fields).
+    search: AtomicBool,
+    /// The header's field count, which every row must have.
+    fields: AtomicUsize,
     /// Set by the decoder when it had to wait for a window.
     starved: AtomicBool,
     /// How many eighths of each window the worker searches: one less after
@@ -51,9 +59,16 @@ impl Shared {
     pub fn new(eighths: usize) -> Self {
         Shared {
             search: AtomicBool::new(false),
+            fields: AtomicUsize::new(0),
             starved: AtomicBool::new(false),
             eighths: AtomicUsize::new(eighths.clamp(LEAST_EIGHTHS, 8)),
         }
+    }
+
+    /// The header is read: search (when `skimming`) and skim rows of `fields` fields.
+    pub fn header_read(&self, skimming: bool, fields: usize) {
+        self.fields.store(fields, Ordering::Relaxed);
+        self.search.store(skimming, Ordering::Release);
     }
 
     /// How many eighths the worker searched last: where the next body starts.
@@ -94,25 +109,29 @@ pub struct Hits {
     to: usize,
     /// The decoder's last own answer, valid for positions up to it.
     cached: Option<usize>,
+    /// The worker's skim of the rows it searched, in order ([`skim_runs`]).
+    runs: Vec<Run>,
+    /// The first run the decoder has not passed yet.
+    run: usize,
 }
 
 impl Hits {
-    /// No hits found ahead: every question is searched for (reusing `list`'s
-    /// memory later).
-    pub fn none(mut list: Vec<usize>) -> Self {
-        list.clear();
-        Hits {
-            list,
-            from: 0,
-            to: 0,
-            cached: None,
-        }
+    /// No hits found ahead: every question is searched for (keeping the
+    /// lists' memory for later).
+    pub fn forget(&mut self) {
+        self.list.clear();
+        self.runs.clear();
+        self.from = 0;
+        self.to = 0;
+        self.cached = None;
+        self.run = 0;
     }
 
     /// Search `window` for literals starting at `from` or later, as the
     /// worker does, as far as `cut` (the decoder searches the rest).
-    fn search(prefilter: &Prefilter, window: &[u8], from: usize, cut: usize, mut list: Vec<usize>) -> Self {
-        list.clear();
+    fn search(&mut self, prefilter: &Prefilter, window: &[u8], from: usize, cut: usize) {
+        self.forget();
+        let list = &mut self.list;
         // A literal whose fingerprint lies below `cut` ends before `reach`.
         let reach = window.len().min(cut.saturating_add(prefilter.longest() - 1));
         let mut to = if reach == window.len() { usize::MAX } else { cut };
@@ -128,17 +147,42 @@ impl Hits {
             }
             at = p + 1;
         }
-        Hits {
-            list,
-            from,
-            to,
-            cached: None,
-        }
+        self.from = from;
+        self.to = to;
     }
 
-    /// The memory of the list, to fill again.
-    pub fn into_list(self) -> Vec<usize> {
-        self.list
+    /// Skim the rows of `window` the search covered ([`skim_runs`]), from
+    /// its start at quote state `quoted`; returns the quote state at the
+    /// window's end.
+    fn skim(&mut self, window: &[u8], quoted: bool, fields: usize) -> bool {
+        // Rows ending below `to` hold only listed hits.
+        let upto = window.len().min(self.to).max(self.from);
+        let list = &self.list;
+        let listed = |from: usize| {
+            list.get(list.partition_point(|&p| p < from))
+                .copied()
+                .unwrap_or(usize::MAX)
+        };
+        let quoted = skim_runs(&window[..upto], self.from, quoted, fields, listed, &mut self.runs);
+        quoted ^ odd_quotes(&window[upto..])
+    }
+
+    /// The worker's answer for a skim from `pos`, if it skimmed from there.
+    /// Asked with `pos` increasing.
+    pub fn run_at(&mut self, pos: usize) -> Option<Run> {
+        while self.runs.get(self.run).is_some_and(|r| r.from < pos) {
+            self.run += 1;
+        }
+        self.runs.get(self.run).filter(|r| r.from == pos).copied()
+    }
+
+    /// Where the next run after `pos` starts: the decoder's own skim from
+    /// `pos` stops there, to take that run's answer.
+    pub fn next_run(&self, pos: usize) -> Option<usize> {
+        self.runs[self.run.min(self.runs.len())..]
+            .iter()
+            .map(|r| r.from)
+            .find(|&from| from > pos)
     }
 
     /// What `prefilter.find(window, from)` gives (`usize::MAX` for `None`),
@@ -219,7 +263,7 @@ pub struct Filled {
 }
 
 /// A window handed back, with the memory of its hit list.
-type Spare = (Vec<u8>, Vec<usize>);
+type Spare = (Vec<u8>, Hits);
 
 /// The decoder's end of a worker reading one body ahead.
 pub struct Ahead<'scope> {
@@ -232,8 +276,9 @@ pub struct Ahead<'scope> {
 impl<'scope> Ahead<'scope> {
     /// Start a worker reading `body` into `windows` (each as long as the
     /// decoder's), leaving `headroom` bytes free at the front of each, and
-    /// searching each with `prefilter` as `shared` says. An error when the
-    /// thread could not start: the caller reads on itself.
+    /// searching each with `prefilter` as `shared` says. `quoted`: whether
+    /// the body's bytes before the worker's hold an odd number of quotes.
+    /// An error when the thread could not start: the caller reads on itself.
     pub fn start<'env, R: Read + Send>(
         scope: &'scope Scope<'scope, 'env>,
         body: &'env Mutex<R>,
@@ -241,18 +286,19 @@ impl<'scope> Ahead<'scope> {
         shared: &'env Shared,
         windows: Vec<Vec<u8>>,
         headroom: usize,
+        quoted: bool,
     ) -> io::Result<Self> {
         let (filled_tx, filled) = sync_channel(1);
         let (empty, empty_rx) = sync_channel(WINDOWS_AHEAD);
         for w in windows.into_iter().take(WINDOWS_AHEAD) {
             empty
-                .send((w, Vec::new()))
+                .send((w, Hits::default()))
                 .expect("the channel has room for every window");
         }
         let worker = Builder::new()
             .name("abusedweb-read".into())
             .spawn_scoped(scope, move || {
-                work(body, prefilter, shared, headroom, empty_rx, filled_tx)
+                work(body, prefilter, shared, (headroom, quoted), empty_rx, filled_tx)
             })?;
         Ok(Ahead {
             filled,
@@ -280,7 +326,7 @@ impl<'scope> Ahead<'scope> {
     pub fn give_back(&self, window: Vec<u8>, hits: Hits) {
         // After the body's end the worker takes no more windows; then this
         // one is just dropped.
-        let _ = self.empty.try_send((window, hits.into_list()));
+        let _ = self.empty.try_send((window, hits));
     }
 
     /// Wait for the worker to stop and take back the windows it held.
@@ -317,24 +363,28 @@ fn work<R: Read>(
     body: &Mutex<R>,
     prefilter: Option<&Prefilter>,
     shared: &Shared,
-    headroom: usize,
+    (headroom, mut quoted): (usize, bool),
     empty: Receiver<Spare>,
     filled: SyncSender<Filled>,
 ) -> Vec<Vec<u8>> {
     let mut body = body.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    while let Ok((mut buf, list)) = empty.recv() {
+    while let Ok((mut buf, mut hits)) = empty.recv() {
         let start = headroom.min(buf.len() - 1);
         let (end, ended) = fill(&mut *body, &mut buf, start);
-        let hits = match prefilter {
-            Some(p) if shared.search.load(Ordering::Relaxed) => {
+        match prefilter {
+            Some(p) if shared.search.load(Ordering::Acquire) => {
                 // After the body's last window the worker idles while the
                 // decoder works through the windows it holds: search all of
                 // this one, and leave the split for the next body as it is.
                 let cut = if ended.is_some() { end } else { shared.cut(start, end) };
-                Hits::search(p, &buf[..end], start, cut, list)
+                hits.search(p, &buf[..end], start, cut);
+                quoted = hits.skim(&buf[..end], quoted, shared.fields.load(Ordering::Relaxed));
             }
-            _ => Hits::none(list),
-        };
+            _ => {
+                hits.forget();
+                quoted ^= odd_quotes(&buf[start..end]);
+            }
+        }
         let last = ended.is_some();
         if filled
             .send(Filled {
@@ -391,7 +441,8 @@ mod tests {
                 .flat_map(|c| [(c, split + 9), (c, usize::MAX)])
             {
                 for first in 0..starts.len() {
-                    let mut hits = Hits::search(&p, &window, split, cut, Vec::new());
+                    let mut hits = Hits::default();
+                    hits.search(&p, &window, split, cut);
                     if cap < hits.list.len() {
                         hits.to = hits.list[cap - 1] + 1;
                         hits.list.truncate(cap);
@@ -417,7 +468,8 @@ mod tests {
         let body = Mutex::new(&body[..]);
         let shared = Shared::new(8);
         let (got, spare) = std::thread::scope(|s| {
-            let ahead = Ahead::start(s, &body, None, &shared, vec![vec![0; 40], vec![0; 40]], 8).expect("a thread");
+            let ahead =
+                Ahead::start(s, &body, None, &shared, vec![vec![0; 40], vec![0; 40]], 8, false).expect("a thread");
             let mut got = Vec::new();
             loop {
                 let f = ahead.next().expect("a window");
@@ -453,7 +505,8 @@ mod tests {
         let body = Mutex::new(Fails(50));
         let shared = Shared::new(8);
         let (bytes, error) = std::thread::scope(|s| {
-            let ahead = Ahead::start(s, &body, None, &shared, vec![vec![0; 32], vec![0; 32]], 4).expect("a thread");
+            let ahead =
+                Ahead::start(s, &body, None, &shared, vec![vec![0; 32], vec![0; 32]], 4, false).expect("a thread");
             let mut bytes = 0;
             let error = loop {
                 let f = ahead.next().expect("a window");

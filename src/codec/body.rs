@@ -28,7 +28,6 @@ pub use crate::engine::Field;
 use crate::error::Error;
 use std::borrow::Cow;
 use std::io::{self, Read};
-use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::thread::Scope;
 
@@ -400,22 +399,40 @@ impl Decoder {
         self.skipped = 0;
         let mut skimming = false;
         // The prefilter's answers for this window.
-        let mut hits = Hits::none(Vec::new());
+        let mut hits = Hits::default();
         let mut ahead: Option<Ahead<'scope>> = None;
         let mut first_fill = true;
         // The first read did not reach the body's end: read the rest ahead,
         // from when the header has told the worker what to look for.
         let mut read_ahead = false;
+        // Whether the bytes read here so far hold an odd number of quotes.
+        let mut quoted = false;
         loop {
-            if skimming && pos < filled {
+            while skimming && pos < filled {
+                // Where the worker skimmed from this row, its answer is the
+                // skim's; elsewhere skim here, up to where its answers start.
+                let mut refused = false;
+                if let Some(run) = hits.run_at(pos) {
+                    rows += run.rows;
+                    self.skipped += run.rows;
+                    pos = run.next;
+                    refused = run.refused;
+                }
+                if refused || pos == filled {
+                    break;
+                }
                 let prefilter = input.prefilter.expect("skimming needs a prefilter");
+                let bound = hits.next_run(pos).unwrap_or(filled);
                 let window = &self.window[..filled];
-                let s = skim::skim(window, pos, self.columns.count, |from| {
+                let s = skim::skim(&window[..bound], pos, self.columns.count, |from| {
                     hits.next(prefilter, window, from)
                 });
                 rows += s.rows;
                 self.skipped += s.rows;
                 pos = s.next;
+                if pos != bound || bound == filled {
+                    break;
+                }
             }
             let scan = if pos == filled {
                 if eof {
@@ -435,9 +452,9 @@ impl Decoder {
                         self.resolve_columns(pos);
                         have_header = true;
                         skimming = input.prefilter.is_some() && self.columns.present & self.skim_unless == 0;
-                        input.shared.search.store(skimming, Ordering::Relaxed);
+                        input.shared.header_read(skimming, self.columns.count);
                         if std::mem::take(&mut read_ahead) {
-                            ahead = self.start_ahead(&input);
+                            ahead = self.start_ahead(&input, quoted);
                         }
                     } else {
                         rows += 1;
@@ -476,15 +493,15 @@ impl Decoder {
                     }
                     if std::mem::take(&mut read_ahead) {
                         // A header longer than the first read.
-                        ahead = self.start_ahead(&input);
+                        ahead = self.start_ahead(&input, quoted);
                     }
                     let Some(worker) = &ahead else {
-                        hits = Hits::none(std::mem::take(&mut hits).into_list());
+                        hits.forget();
                         // The first read stops at the worker's headroom: a
                         // body that ends there needs no thread, and a longer
                         // one is read (and searched) ahead almost entirely.
                         let upto = if first_fill { self.headroom } else { self.window.len() };
-                        self.read_here(
+                        quoted ^= self.read_here(
                             input.body,
                             upto,
                             (&mut pos, &mut filled, &mut window_offset),
@@ -525,7 +542,7 @@ impl Decoder {
                     } else {
                         // A record longer than the headroom: gather it in
                         // this window, grown as when reading here.
-                        hits = Hits::none(std::mem::take(&mut hits).into_list());
+                        hits.forget();
                         self.make_room(&mut pos, &mut filled, &mut window_offset);
                         let mut next = Some(f);
                         loop {
@@ -580,7 +597,8 @@ impl Decoder {
         }
     }
 
-    /// Read more of the body on this thread, after the unfinished record.
+    /// Read more of the body on this thread, after the unfinished record;
+    /// whether the bytes read hold an odd number of quotes.
     fn read_here<R: Read>(
         &mut self,
         body: &Mutex<R>,
@@ -588,7 +606,7 @@ impl Decoder {
         (pos, filled, window_offset): (&mut usize, &mut usize, &mut u64),
         eof: &mut bool,
         failed_read: &mut Option<io::Error>,
-    ) {
+    ) -> bool {
         self.make_room(pos, filled, window_offset);
         let upto = upto.max(*filled + 1).min(self.window.len());
         let mut body = body.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -599,13 +617,20 @@ impl Decoder {
         // error waits until the rows already read are done, so it names the
         // row it happened in.
         let (end, ended) = ahead::fill(&mut *body, &mut self.window[..upto], *filled);
+        let quoted = skim::odd_quotes(&self.window[*filled..end]);
         *filled = end;
         Self::ended(ended, eof, failed_read);
+        quoted
     }
 
-    /// Start the worker for the rest of the body; `None` (read here) when
-    /// the thread cannot start.
-    fn start_ahead<'scope, 'env, R: Read + Send>(&mut self, input: &Input<'scope, 'env, R>) -> Option<Ahead<'scope>> {
+    /// Start the worker for the rest of the body, after bytes holding an
+    /// odd number of quotes if `quoted`; `None` (read here) when the thread
+    /// cannot start.
+    fn start_ahead<'scope, 'env, R: Read + Send>(
+        &mut self,
+        input: &Input<'scope, 'env, R>,
+        quoted: bool,
+    ) -> Option<Ahead<'scope>> {
         let mut windows = std::mem::take(&mut self.spare);
         windows.resize_with(ahead::WINDOWS_AHEAD, || vec![0; self.window_len()]);
         Ahead::start(
@@ -615,6 +640,7 @@ impl Decoder {
             input.shared,
             windows,
             self.headroom,
+            quoted,
         )
         .ok()
     }
@@ -1135,6 +1161,58 @@ mod tests {
             if let Ok(rows) = result {
                 proptest::prop_assert_eq!(rows, seen.len() as u64 + skipped);
             }
+        }
+    }
+
+    /// Long bodies, where the worker skims most rows ahead (each window's
+    /// rows from its first row start on, found from the quote parity of all
+    /// the body before): the rows handed over and the row count are those of
+    /// the tokeniser, through quoted commas, LFs and doubled quotes that
+    /// straddle windows; and a stray quote that breaks a row is the same
+    /// error as without skimming.
+    #[test]
+    fn rows_skimmed_ahead_count_as_the_tokeniser_counts_them() {
+        let literals = [b"pastebin".to_vec(), b"ngrok.io".to_vec()];
+        for broken_at in [None, Some(7_777)] {
+            let mut body = b"f0,f1,f2\n".to_vec();
+            for i in 0..20_000u32 {
+                let value = match i % 5 {
+                    0 => "\"a,\nb\"".to_string(),
+                    1 => "\"say \"\"hi\"\"\"".to_string(),
+                    2 => format!("x{i}"),
+                    3 => String::new(),
+                    _ => "\"q\"".to_string(),
+                };
+                let host = if i % 331 == 0 {
+                    "h.pastebin.com"
+                } else {
+                    "h.example.com"
+                };
+                let stray = if broken_at == Some(i) { "\"" } else { "" };
+                body.extend_from_slice(format!("{value},{host}{stray},\"{i}\"\n").as_bytes());
+            }
+            let (all_result, all, _) = decode_rows(&body, 1 << 20, (1 << 22, 0), None);
+            for (step, window, headroom) in [(4096, 4096, 512), (1000, 8192, 64), (1 << 16, 1 << 14, 1 << 11)] {
+                let (result, seen, skipped) = decode_rows(&body, step, (window, headroom), Some(&literals));
+                assert_eq!(result, all_result, "window {window}");
+                let wanted: Vec<_> = all
+                    .iter()
+                    .filter(|r| r.2[1][0].starts_with(b"h.pastebin"))
+                    .cloned()
+                    .collect();
+                let handed: Vec<_> = seen
+                    .iter()
+                    .filter(|r| r.2[1][0].starts_with(b"h.pastebin"))
+                    .cloned()
+                    .collect();
+                assert_eq!(handed, wanted, "window {window}");
+                if let Ok(rows) = result {
+                    assert_eq!(rows, 20_000);
+                    assert_eq!(rows, seen.len() as u64 + skipped, "window {window}");
+                    assert!(skipped > 19_000, "only {skipped} rows skimmed");
+                }
+            }
+            assert_eq!(all_result.is_err(), broken_at.is_some());
         }
     }
 

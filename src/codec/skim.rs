@@ -22,6 +22,11 @@
 //! takes that row, so every error is reported by the one code that words
 //! them; the checks here only have to be strict enough never to pass a row
 //! the tokeniser would refuse.
+//!
+//! The reader thread skims ahead of the decoder with [`skim_runs`], which
+//! goes on past the rows [`skim`] would stop at, recording each stretch it
+//! passed over as a [`Run`]; [`odd_quotes`] carries the quote state over
+//! the bytes it leaves to the decoder.
 
 /// The classes of one 64-byte block: bit `i` for byte `i`.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -187,6 +192,34 @@ fn prefix_xor(mut x: u64) -> u64 {
     x
 }
 
+/// Call `$with` compiled for this CPU's [`Classify`], or `$avx2` (the same,
+/// compiled for AVX2 with POPCNT, BMI1 and PCLMULQDQ) on x86_64 CPUs that
+/// have them: every public entry of the skimmer dispatches this way.
+macro_rules! by_cpu {
+    ($avx2:ident, $with:ident($($arg:expr),*)) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("popcnt")
+                && is_x86_feature_detected!("bmi1")
+                && is_x86_feature_detected!("pclmulqdq")
+            {
+                // SAFETY: the CPU has the features the function is compiled for.
+                return unsafe { $avx2($($arg),*) };
+            }
+            $with::<Sse2>($($arg),*)
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            $with::<Neon>($($arg),*)
+        }
+        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+        {
+            $with::<Scalar>($($arg),*)
+        }
+    }};
+}
+
 /// What [`skim`] did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Skimmed {
@@ -204,26 +237,33 @@ pub struct Skimmed {
 /// possible-match position at or after `from` (`usize::MAX` for none); it is
 /// only asked for positions at row starts, in increasing order.
 pub fn skim(data: &[u8], start: usize, fields: usize, candidate: impl FnMut(usize) -> usize) -> Skimmed {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if is_x86_feature_detected!("avx2")
-            && is_x86_feature_detected!("popcnt")
-            && is_x86_feature_detected!("bmi1")
-            && is_x86_feature_detected!("pclmulqdq")
-        {
-            // SAFETY: the CPU has the features the function is compiled for.
-            return unsafe { skim_avx2(data, start, fields, candidate) };
-        }
-        skim_with::<Sse2>(data, start, fields, candidate)
+    by_cpu!(skim_avx2, skim_with(data, start, fields, candidate))
+}
+
+/// Whether `data` holds an odd number of double quotes: the quote state the
+/// reader thread carries past the bytes it does not skim, found from the
+/// same block classes as the skim's (a quote mask per 64 bytes, folded by
+/// XOR, counted once).
+pub fn odd_quotes(data: &[u8]) -> bool {
+    by_cpu!(odd_quotes_avx2, odd_quotes_with(data))
+}
+
+/// [`odd_quotes_with`] compiled for AVX2 CPUs.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,popcnt,bmi1,pclmulqdq")]
+unsafe fn odd_quotes_avx2(data: &[u8]) -> bool {
+    odd_quotes_with::<Avx2>(data)
+}
+
+#[inline(always)]
+fn odd_quotes_with<C: Classify>(data: &[u8]) -> bool {
+    let mut blocks = data.chunks_exact(64);
+    let mut folded = 0u64;
+    for block in &mut blocks {
+        folded ^= C::classify(block.try_into().expect("64 bytes")).quote;
     }
-    #[cfg(target_arch = "aarch64")]
-    {
-        skim_with::<Neon>(data, start, fields, candidate)
-    }
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    {
-        skim_with::<Scalar>(data, start, fields, candidate)
-    }
+    let tail = blocks.remainder().iter().filter(|&&b| b == b'"').count();
+    (folded.count_ones() as usize + tail) % 2 == 1
 }
 
 /// [`skim_with`] compiled for AVX2 CPUs (with POPCNT and BMI1 for counting
@@ -232,6 +272,67 @@ pub fn skim(data: &[u8], start: usize, fields: usize, candidate: impl FnMut(usiz
 #[target_feature(enable = "avx2,popcnt,bmi1,pclmulqdq")]
 unsafe fn skim_avx2(data: &[u8], start: usize, fields: usize, candidate: impl FnMut(usize) -> usize) -> Skimmed {
     skim_with::<Avx2>(data, start, fields, candidate)
+}
+
+/// What one block says about row structure, once its carries are applied.
+struct Structure {
+    /// Bytes that break RFC 4180 as [`skim`] checks it (within the data).
+    broken: u64,
+    /// Commas outside quotes.
+    comma_out: u64,
+    /// LFs outside quotes (within the data): row ends.
+    ends: u64,
+}
+
+/// The state one block hands the next.
+struct Carries {
+    /// All ones inside a quoted region.
+    in_quotes: u64,
+    /// Bit 0: the previous byte lets a quote open (row start: yes).
+    prev_delim: u64,
+    /// Bit 0: the previous byte closed a quoted region.
+    after_close: u64,
+}
+
+impl Carries {
+    /// At a row start, or at any byte whose quote state is `quoted`.
+    fn at(quoted: bool) -> Self {
+        Carries {
+            in_quotes: if quoted { !0 } else { 0 },
+            prev_delim: 1,
+            after_close: 0,
+        }
+    }
+}
+
+/// Classify the block of `data` at `base` (zero-padded past the end) and
+/// derive its row structure, carrying quote state in and out.
+#[inline(always)]
+fn structure<C: Classify>(data: &[u8], base: usize, carries: &mut Carries, block: &mut [u8; 64]) -> Structure {
+    let len = (data.len() - base).min(64);
+    let m = if len == 64 {
+        C::classify(data[base..base + 64].try_into().expect("64 bytes"))
+    } else {
+        block[..len].copy_from_slice(&data[base..]);
+        block[len..].fill(0);
+        C::classify(block)
+    };
+    let valid = if len == 64 { !0 } else { (1u64 << len) - 1 };
+
+    let inside = C::prefix_xor(m.quote) ^ carries.in_quotes;
+    carries.in_quotes = 0u64.wrapping_sub(inside >> 63);
+    let opens = m.quote & inside;
+    let closes = m.quote & !inside;
+    let delims = m.comma | m.lf | m.quote;
+    let may_open = (delims << 1) | carries.prev_delim;
+    carries.prev_delim = delims >> 63;
+    let follows_close = (closes << 1) | carries.after_close;
+    carries.after_close = closes >> 63;
+    Structure {
+        broken: ((opens & !may_open) | (follows_close & !delims)) & valid,
+        comma_out: m.comma & !inside,
+        ends: m.lf & !inside & valid,
+    }
 }
 
 #[inline(always)]
@@ -245,37 +346,16 @@ fn skim_with<C: Classify>(
     let mut row_start = start;
     let mut rows = 0;
     let mut next_candidate = candidate(start);
-    // Carries from one block into the next.
-    let mut in_quotes = 0u64; // all ones inside a quoted region
-    let mut prev_delim = 1u64; // bit 0: the previous byte lets a quote open (row start: yes)
-    let mut after_close = 0u64; // bit 0: the previous byte closed a quoted region
+    let mut carries = Carries::at(false);
     let mut commas = 0u64; // commas outside quotes in the current row, before this block
     let mut block = [0u8; 64];
     let mut base = start;
     while base < data.len() {
-        let len = (data.len() - base).min(64);
-        let m = if len == 64 {
-            C::classify(data[base..base + 64].try_into().expect("64 bytes"))
-        } else {
-            block[..len].copy_from_slice(&data[base..]);
-            block[len..].fill(0);
-            C::classify(&block)
-        };
-        let valid = if len == 64 { !0 } else { (1u64 << len) - 1 };
-
-        let inside = C::prefix_xor(m.quote) ^ in_quotes;
-        in_quotes = 0u64.wrapping_sub(inside >> 63);
-        let opens = m.quote & inside;
-        let closes = m.quote & !inside;
-        let delims = m.comma | m.lf | m.quote;
-        let may_open = (delims << 1) | prev_delim;
-        prev_delim = delims >> 63;
-        let follows_close = (closes << 1) | after_close;
-        after_close = closes >> 63;
-        let broken = ((opens & !may_open) | (follows_close & !delims)) & valid;
-
-        let comma_out = m.comma & !inside;
-        let mut ends = m.lf & !inside & valid;
+        let Structure {
+            broken,
+            comma_out,
+            mut ends,
+        } = structure::<C>(data, base, &mut carries, &mut block);
         // The block's bits from the current row's start on (a row never
         // starts inside a block it did not end the previous row in).
         let mut rest = !0u64;
@@ -310,6 +390,126 @@ fn skim_with<C: Classify>(
         base += 64;
     }
     Skimmed { next: row_start, rows }
+}
+
+/// A stretch of rows skimmed ahead: what [`skim`] from `from` would answer.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Run {
+    /// A row start (just after an LF outside quotes).
+    pub from: usize,
+    /// Where [`skim`] from `from` stops.
+    pub next: usize,
+    /// Rows passed over.
+    pub rows: u64,
+    /// `next` starts a row [`skim`] refuses (the tokeniser's to take);
+    /// otherwise the data ended there.
+    pub refused: bool,
+}
+
+/// Skim `data` from `start`, any byte whose quote state is `quoted`, the way
+/// [`skim`] would from every row start after it, without stopping: each row
+/// [`skim`] refuses ends one [`Run`] in `runs`, and the next begins after
+/// it. The reader thread does this ahead, so the decoder only has to check
+/// that it stands at a run's `from` to take its answer. The first row
+/// (unfinished at `start`) is in no run. Returns the quote state at the end
+/// of `data`, for the bytes that follow.
+///
+/// Each run equals [`skim`] from its `from`: a row start follows an LF
+/// outside quotes, so the quote state there is the one [`skim`] starts
+/// with, and the rows after it are judged on their own bytes alone.
+pub fn skim_runs(
+    data: &[u8],
+    start: usize,
+    quoted: bool,
+    fields: usize,
+    candidate: impl FnMut(usize) -> usize,
+    runs: &mut Vec<Run>,
+) -> bool {
+    by_cpu!(runs_avx2, runs_with(data, start, quoted, fields, candidate, runs))
+}
+
+/// [`runs_with`] compiled for AVX2 CPUs, as [`skim_avx2`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,popcnt,bmi1,pclmulqdq")]
+unsafe fn runs_avx2(
+    data: &[u8],
+    start: usize,
+    quoted: bool,
+    fields: usize,
+    candidate: impl FnMut(usize) -> usize,
+    runs: &mut Vec<Run>,
+) -> bool {
+    runs_with::<Avx2>(data, start, quoted, fields, candidate, runs)
+}
+
+#[inline(always)]
+fn runs_with<C: Classify>(
+    data: &[u8],
+    start: usize,
+    quoted: bool,
+    fields: usize,
+    mut candidate: impl FnMut(usize) -> usize,
+    runs: &mut Vec<Run>,
+) -> bool {
+    let commas_wanted = fields.saturating_sub(1) as u64;
+    // The current run; `None` until the first row start.
+    let mut run: Option<Run> = None;
+    let mut row_start = start;
+    let mut row_broken = false;
+    let mut next_candidate = 0;
+    let mut carries = Carries::at(quoted);
+    let mut commas = 0u64;
+    let mut block = [0u8; 64];
+    let mut base = start;
+    while base < data.len() {
+        let Structure {
+            broken,
+            comma_out,
+            mut ends,
+        } = structure::<C>(data, base, &mut carries, &mut block);
+        let mut rest = !0u64;
+        while ends != 0 {
+            let end_bit = ends.trailing_zeros();
+            let upto = u64::MAX >> (63 - end_bit);
+            let row_bits = rest & upto;
+            let end = base + end_bit as usize;
+            if let Some(r) = &mut run {
+                let blank = end == row_start || (end == row_start + 1 && data[row_start] == b'\r');
+                let row_commas = commas + u64::from((comma_out & row_bits).count_ones());
+                let refused = row_broken
+                    || broken & row_bits != 0
+                    || (!blank && (row_commas != commas_wanted || next_candidate <= end));
+                if refused {
+                    r.next = row_start;
+                    r.refused = true;
+                    runs.push(*r);
+                    *r = Run::default();
+                } else if !blank {
+                    r.rows += 1;
+                }
+            }
+            row_start = end + 1;
+            let r = run.get_or_insert_with(Run::default);
+            if r.rows == 0 {
+                r.from = row_start;
+            }
+            if next_candidate < row_start {
+                next_candidate = candidate(row_start);
+            }
+            row_broken = false;
+            commas = 0;
+            rest = !upto;
+            ends &= ends - 1;
+        }
+        row_broken |= broken & rest != 0;
+        commas += u64::from((comma_out & rest).count_ones());
+        base += 64;
+    }
+    if let Some(mut r) = run.filter(|r| r.from < row_start) {
+        r.next = row_start;
+        runs.push(r);
+    }
+    carries.in_quotes != 0
 }
 
 #[cfg(test)]
@@ -416,6 +616,40 @@ mod tests {
             }
             prop_assert_eq!(pos, s.next, "stopped inside a row");
             prop_assert_eq!(passed, s.rows);
+        }
+
+        /// Skimming ahead without stopping gives, for each run, what
+        /// [`skim`] from the run's start gives; and the quote state after
+        /// the data, whatever the start.
+        #[test]
+        fn runs_answer_as_skim_from_their_start(
+            body in prop::collection::vec(prop::sample::select(b"\",\n\rab".to_vec()), 0..400),
+            fields in 1usize..4,
+            start in 0usize..400,
+            quoted in any::<bool>(),
+            hits in prop::collection::btree_set(0usize..400, 0..6),
+        ) {
+            let start = start.min(body.len());
+            let candidate = |from: usize| hits.range(from..).next().copied().unwrap_or(usize::MAX);
+            let mut runs = Vec::new();
+            let after = skim_runs(&body, start, quoted, fields, candidate, &mut runs);
+            let mut scalar = Vec::new();
+            let scalar_after = runs_with::<Scalar>(&body, start, quoted, fields, candidate, &mut scalar);
+            prop_assert_eq!(&runs, &scalar);
+            prop_assert_eq!(after, scalar_after);
+            prop_assert_eq!(odd_quotes(&body[start..]), odd_quotes_with::<Scalar>(&body[start..]));
+            let quotes = body[start..].iter().filter(|&&b| b == b'"').count();
+            prop_assert_eq!(after, quoted ^ (quotes % 2 == 1));
+            let mut last = start;
+            for r in &runs {
+                prop_assert!(r.from > last || (r.from == last && last > start), "runs out of order: {:?}", runs);
+                prop_assert_eq!(body[r.from - 1], b'\n');
+                prop_assert_eq!(skim(&body, r.from, fields, candidate), Skimmed { next: r.next, rows: r.rows });
+                if r.refused {
+                    prop_assert_eq!(skim(&body, r.next, fields, candidate), Skimmed { next: r.next, rows: 0 });
+                }
+                last = r.next;
+            }
         }
 
         /// On well-formed bodies with LF row ends it passes over every
