@@ -27,7 +27,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::sync::Mutex;
 use std::thread::{Builder, Scope, ScopedJoinHandle};
 
-/// At most this many prefilter hits are kept per window (a window full of
+/// At most this many prefilter hits (and skimmed runs) are kept per window (a window full of
 /// them would otherwise need a list as large as itself); the decoder searches
 /// past the last one itself.
 const MAX_HITS: usize = 1 << 14;
@@ -163,7 +163,14 @@ impl Hits {
                 .copied()
                 .unwrap_or(usize::MAX)
         };
-        let quoted = skim_runs(&window[..upto], self.from, quoted, fields, listed, &mut self.runs);
+        let quoted = skim_runs(
+            &window[..upto],
+            self.from,
+            quoted,
+            fields,
+            listed,
+            (&mut self.runs, MAX_HITS),
+        );
         quoted ^ odd_quotes(&window[upto..])
     }
 

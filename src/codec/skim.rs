@@ -411,8 +411,10 @@ pub struct Run {
 /// [`skim`] refuses ends one [`Run`] in `runs`, and the next begins after
 /// it. The reader thread does this ahead, so the decoder only has to check
 /// that it stands at a run's `from` to take its answer. The first row
-/// (unfinished at `start`) is in no run. Returns the quote state at the end
-/// of `data`, for the bytes that follow.
+/// (unfinished at `start`) is in no run. At most `max_runs` runs are made
+/// (a window of tiny refused rows would otherwise need a list as long as
+/// itself); the rows after the last are left to [`skim`]. Returns the quote
+/// state at the end of `data`, for the bytes that follow.
 ///
 /// Each run equals [`skim`] from its `from`: a row start follows an LF
 /// outside quotes, so the quote state there is the one [`skim`] starts
@@ -423,9 +425,12 @@ pub fn skim_runs(
     quoted: bool,
     fields: usize,
     candidate: impl FnMut(usize) -> usize,
-    runs: &mut Vec<Run>,
+    (runs, max_runs): (&mut Vec<Run>, usize),
 ) -> bool {
-    by_cpu!(runs_avx2, runs_with(data, start, quoted, fields, candidate, runs))
+    by_cpu!(
+        runs_avx2,
+        runs_with(data, start, quoted, fields, candidate, (runs, max_runs))
+    )
 }
 
 /// [`runs_with`] compiled for AVX2 CPUs, as [`skim_avx2`].
@@ -437,7 +442,7 @@ unsafe fn runs_avx2(
     quoted: bool,
     fields: usize,
     candidate: impl FnMut(usize) -> usize,
-    runs: &mut Vec<Run>,
+    runs: (&mut Vec<Run>, usize),
 ) -> bool {
     runs_with::<Avx2>(data, start, quoted, fields, candidate, runs)
 }
@@ -449,8 +454,9 @@ fn runs_with<C: Classify>(
     quoted: bool,
     fields: usize,
     mut candidate: impl FnMut(usize) -> usize,
-    runs: &mut Vec<Run>,
+    (runs, max_runs): (&mut Vec<Run>, usize),
 ) -> bool {
+    let mut full = runs.len() >= max_runs;
     let commas_wanted = fields.saturating_sub(1) as u64;
     // The current run; `None` until the first row start.
     let mut run: Option<Run> = None;
@@ -484,14 +490,19 @@ fn runs_with<C: Classify>(
                     r.refused = true;
                     runs.push(*r);
                     *r = Run::default();
+                    full = runs.len() >= max_runs;
                 } else if !blank {
                     r.rows += 1;
                 }
             }
             row_start = end + 1;
-            let r = run.get_or_insert_with(Run::default);
-            if r.rows == 0 {
-                r.from = row_start;
+            if full {
+                run = None;
+            } else {
+                let r = run.get_or_insert_with(Run::default);
+                if r.rows == 0 {
+                    r.from = row_start;
+                }
             }
             if next_candidate < row_start {
                 next_candidate = candidate(row_start);
@@ -628,13 +639,15 @@ mod tests {
             start in 0usize..400,
             quoted in any::<bool>(),
             hits in prop::collection::btree_set(0usize..400, 0..6),
+            max_runs in prop_oneof![0usize..6, Just(usize::MAX)],
         ) {
             let start = start.min(body.len());
             let candidate = |from: usize| hits.range(from..).next().copied().unwrap_or(usize::MAX);
             let mut runs = Vec::new();
-            let after = skim_runs(&body, start, quoted, fields, candidate, &mut runs);
+            let after = skim_runs(&body, start, quoted, fields, candidate, (&mut runs, max_runs));
+            prop_assert!(runs.len() <= max_runs);
             let mut scalar = Vec::new();
-            let scalar_after = runs_with::<Scalar>(&body, start, quoted, fields, candidate, &mut scalar);
+            let scalar_after = runs_with::<Scalar>(&body, start, quoted, fields, candidate, (&mut scalar, max_runs));
             prop_assert_eq!(&runs, &scalar);
             prop_assert_eq!(after, scalar_after);
             prop_assert_eq!(odd_quotes(&body[start..]), odd_quotes_with::<Scalar>(&body[start..]));
