@@ -33,10 +33,16 @@ use std::thread::{Builder, Scope, ScopedJoinHandle};
 const MAX_HITS: usize = 1 << 14;
 
 /// The worker searches at least this many eighths of each window, and more
-/// while the decoder keeps it waiting; the decoder searches the rest.
-/// Reading is most of the worker's work: with all the searching it was the
-/// busier thread at a 1% match rate, and the idle one at 20%.
+/// while the decoder does not keep it waiting; the decoder searches the
+/// rest. Reading is most of the worker's work: with all the searching it was
+/// the busier thread at a 1% match rate, and the idle one at 20%.
 const LEAST_EIGHTHS: usize = 2;
+
+/// The dial's top: past 8 eighths searched, the worker also skims
+/// `eighths - 8` eighths of each window ([`Hits::skim`]), so it takes the
+/// skimming only where the decoder is the busier thread (20% match, many
+/// groups), not where the two were balanced already (1%).
+const MOST_EIGHTHS: usize = 16;
 
 /// What the decoder and the worker tell each other while a body is read.
 #[derive(Debug)]
@@ -48,8 +54,9 @@ pub struct Shared {
     fields: AtomicUsize,
     /// Set by the decoder when it had to wait for a window.
     starved: AtomicBool,
-    /// How many eighths of each window the worker searches: one less after
-    /// the decoder waited, one more after it did not.
+    /// How many eighths of each window the worker searches, then (past 8)
+    /// skims too: one less after the decoder waited, one more after it did
+    /// not.
     eighths: AtomicUsize,
 }
 
@@ -61,7 +68,7 @@ impl Shared {
             search: AtomicBool::new(false),
             fields: AtomicUsize::new(0),
             starved: AtomicBool::new(false),
-            eighths: AtomicUsize::new(eighths.clamp(LEAST_EIGHTHS, 8)),
+            eighths: AtomicUsize::new(eighths.clamp(LEAST_EIGHTHS, MOST_EIGHTHS)),
         }
     }
 
@@ -76,19 +83,17 @@ impl Shared {
         self.eighths.load(Ordering::Relaxed)
     }
 
-    /// The part of the window `start..end` to search this time.
-    fn cut(&self, start: usize, end: usize) -> usize {
+    /// Where to stop searching, and skimming, in the window `start..end`
+    /// this time.
+    fn cut(&self, start: usize, end: usize) -> (usize, usize) {
         let starved = self.starved.swap(false, Ordering::Relaxed);
         let eighths = match (starved, self.eighths()) {
             (true, e) => e.saturating_sub(1).max(LEAST_EIGHTHS),
-            (false, e) => (e + 1).min(8),
+            (false, e) => (e + 1).min(MOST_EIGHTHS),
         };
         self.eighths.store(eighths, Ordering::Relaxed);
-        if eighths == 8 {
-            end
-        } else {
-            start + (end - start) / 8 * eighths
-        }
+        let at = |e: usize| if e >= 8 { end } else { start + (end - start) / 8 * e };
+        (at(eighths.min(8)), at(eighths.saturating_sub(8)))
     }
 }
 
@@ -151,12 +156,12 @@ impl Hits {
         self.to = to;
     }
 
-    /// Skim the rows of `window` the search covered ([`skim_runs`]), from
-    /// its start at quote state `quoted`; returns the quote state at the
-    /// window's end.
-    fn skim(&mut self, window: &[u8], quoted: bool, fields: usize) -> bool {
+    /// Skim the rows of `window` the search covered ([`skim_runs`]) as far
+    /// as `cut`, from its start at quote state `quoted`; returns the quote
+    /// state at the window's end.
+    fn skim(&mut self, window: &[u8], quoted: bool, fields: usize, cut: usize) -> bool {
         // Rows ending below `to` hold only listed hits.
-        let upto = window.len().min(self.to).max(self.from);
+        let upto = window.len().min(self.to).min(cut).max(self.from);
         let list = &self.list;
         let listed = |from: usize| {
             list.get(list.partition_point(|&p| p < from))
@@ -383,9 +388,13 @@ fn work<R: Read>(
                 // After the body's last window the worker idles while the
                 // decoder works through the windows it holds: search all of
                 // this one, and leave the split for the next body as it is.
-                let cut = if ended.is_some() { end } else { shared.cut(start, end) };
-                hits.search(p, &buf[..end], start, cut);
-                quoted = hits.skim(&buf[..end], quoted, shared.fields.load(Ordering::Relaxed));
+                let (search, skim) = if ended.is_some() {
+                    (end, end)
+                } else {
+                    shared.cut(start, end)
+                };
+                hits.search(p, &buf[..end], start, search);
+                quoted = hits.skim(&buf[..end], quoted, shared.fields.load(Ordering::Relaxed), skim);
             }
             _ => {
                 hits.forget();
