@@ -9,10 +9,11 @@
 //! record at the end of one window into the headroom the worker left free at
 //! the front of the next.
 //!
-//! Where it searched, the worker also skims the rows ahead ([`skim_runs`]),
-//! knowing where they start from the parity of the quotes it has read since
-//! the body began; the decoder takes a stretch's answer when it stands at
-//! the stretch's first row, and skims the rest itself.
+//! When it searches whole windows and still keeps ahead, the worker also
+//! skims rows ahead ([`skim_runs`]), knowing where they start from the
+//! parity of the quotes it has read since the body began; the decoder takes
+//! a stretch's answer when it stands at the stretch's first row, and skims
+//! the rest itself.
 //!
 //! The worker reads no further than the body reader lets it (the declared
 //! body), and at most two windows ahead. Read errors travel with the bytes
@@ -27,15 +28,15 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::sync::Mutex;
 use std::thread::{Builder, Scope, ScopedJoinHandle};
 
-/// At most this many prefilter hits (and skimmed runs) are kept per window (a window full of
-/// them would otherwise need a list as large as itself); the decoder searches
-/// past the last one itself.
+/// At most this many prefilter hits, and as many skimmed runs, are kept per
+/// window (a window full of them would otherwise need a list as large as
+/// itself); the decoder searches and skims past the last one itself.
 const MAX_HITS: usize = 1 << 14;
 
 /// The worker searches at least this many eighths of each window, and more
-/// while the decoder does not keep it waiting; the decoder searches the
-/// rest. Reading is most of the worker's work: with all the searching it was
-/// the busier thread at a 1% match rate, and the idle one at 20%.
+/// while the decoder keeps it waiting; the decoder searches the rest.
+/// Reading is most of the worker's work: with all the searching it was the
+/// busier thread at a 1% match rate, and the idle one at 20%.
 const LEAST_EIGHTHS: usize = 2;
 
 /// The dial's top: past 8 eighths searched, the worker also skims
@@ -274,7 +275,7 @@ pub struct Filled {
     pub ended: Option<io::Result<()>>,
 }
 
-/// A window handed back, with the memory of its hit list.
+/// A window handed back, with the memory of its hits and runs.
 type Spare = (Vec<u8>, Hits);
 
 /// The decoder's end of a worker reading one body ahead.
