@@ -59,13 +59,17 @@ pub struct Shared {
     /// skims too: one less after the decoder waited, one more after it did
     /// not.
     eighths: AtomicUsize,
+    /// The split stays at `eighths` (tests exercise each way of sharing the
+    /// work so, whatever the threads' speeds).
+    pinned: bool,
 }
 
 impl Shared {
     /// Signals for one body, the worker searching `eighths` of each window
-    /// to begin with.
-    pub fn new(eighths: usize) -> Self {
+    /// to begin with (and throughout, if `pinned`).
+    pub fn new(eighths: usize, pinned: bool) -> Self {
         Shared {
+            pinned,
             search: AtomicBool::new(false),
             fields: AtomicUsize::new(0),
             starved: AtomicBool::new(false),
@@ -89,6 +93,7 @@ impl Shared {
     fn cut(&self, start: usize, end: usize) -> (usize, usize) {
         let starved = self.starved.swap(false, Ordering::Relaxed);
         let eighths = match (starved, self.eighths()) {
+            (_, e) if self.pinned => e,
             (true, e) => e.saturating_sub(1).max(LEAST_EIGHTHS),
             (false, e) => (e + 1).min(MOST_EIGHTHS),
         };
@@ -483,7 +488,7 @@ mod tests {
     fn the_worker_fills_windows_and_reports_the_end() {
         let body: Vec<u8> = (0..100u8).collect();
         let body = Mutex::new(&body[..]);
-        let shared = Shared::new(8);
+        let shared = Shared::new(8, false);
         let (got, spare) = std::thread::scope(|s| {
             let ahead =
                 Ahead::start(s, &body, None, &shared, vec![vec![0; 40], vec![0; 40]], 8, false).expect("a thread");
@@ -520,7 +525,7 @@ mod tests {
             }
         }
         let body = Mutex::new(Fails(50));
-        let shared = Shared::new(8);
+        let shared = Shared::new(8, false);
         let (bytes, error) = std::thread::scope(|s| {
             let ahead =
                 Ahead::start(s, &body, None, &shared, vec![vec![0; 32], vec![0; 32]], 4, false).expect("a thread");

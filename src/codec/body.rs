@@ -73,6 +73,8 @@ pub struct Decoder {
     headroom: usize,
     /// How much of each window the worker searched in the last body.
     searched_eighths: usize,
+    /// Tests hold the split of the work at `searched_eighths`.
+    pinned: bool,
 }
 
 /// The current row of a chunk body, handed to the caller's closure.
@@ -319,6 +321,7 @@ impl Decoder {
             window_size: WINDOW,
             headroom: HEADROOM,
             searched_eighths: 8,
+            pinned: false,
         }
     }
 
@@ -350,7 +353,7 @@ impl Decoder {
         F: FnMut(&Row<'_>) -> Result<(), Error>,
     {
         let prefilter = self.prefilter.take();
-        let shared = Shared::new(self.searched_eighths);
+        let shared = Shared::new(self.searched_eighths, self.pinned);
         let body = Mutex::new(body);
         let result = std::thread::scope(|scope| {
             let input = Input {
@@ -1059,12 +1062,15 @@ mod tests {
 
     /// Decode `body` read `step` bytes at a time through windows of
     /// `window` bytes after `headroom`, with or without skimming for
-    /// `literals`.
+    /// `literals`, the work split between the threads as the decoder
+    /// adapts it, or held at `eighths` (16: the worker searches and skims
+    /// whole windows).
     fn decode_rows(
         body: &[u8],
         step: usize,
         (window, headroom): (usize, usize),
         literals: Option<&[Vec<u8>]>,
+        eighths: Option<usize>,
     ) -> (Result<u64, String>, Vec<Seen>, u64) {
         struct Steps<'a>(&'a [u8], usize);
         impl Read for Steps<'_> {
@@ -1079,6 +1085,10 @@ mod tests {
         let mut d = Decoder::new(&wanted);
         d.window_size = window;
         d.headroom = headroom;
+        if let Some(e) = eighths {
+            d.searched_eighths = e;
+            d.pinned = true;
+        }
         if let Some(l) = literals {
             d.skim_with(Prefilter::new(l).expect("a prefilter"), 0);
         }
@@ -1125,6 +1135,9 @@ mod tests {
             window in 8usize..400,
             headroom in 0usize..120,
             regular in proptest::bool::ANY,
+            eighths in proptest::prop_oneof![
+                proptest::strategy::Just(None), proptest::strategy::Just(Some(2)), proptest::strategy::Just(Some(16)),
+            ],
         ) {
             let mut body = b"f0,\"f1\",f2\n".to_vec();
             for (i, (cell, sep)) in cells.iter().zip(&seps).enumerate() {
@@ -1140,11 +1153,11 @@ mod tests {
             }
             let literals = [b"pastebin".to_vec(), b"ngrok.io".to_vec()];
             // The reference reads the whole body in one window, on one thread.
-            let (all_result, all, _) = decode_rows(&body, step, (1 << 16, 0), None);
-            let (small_result, small, _) = decode_rows(&body, step, (window, headroom), None);
+            let (all_result, all, _) = decode_rows(&body, step, (1 << 16, 0), None, None);
+            let (small_result, small, _) = decode_rows(&body, step, (window, headroom), None, None);
             proptest::prop_assert_eq!(&small_result, &all_result);
             proptest::prop_assert_eq!(&small, &all);
-            let (result, seen, skipped) = decode_rows(&body, step, (window, headroom), Some(&literals));
+            let (result, seen, skipped) = decode_rows(&body, step, (window, headroom), Some(&literals), eighths);
             proptest::prop_assert_eq!(&result, &all_result);
             let holds = |fields: &Vec<Vec<Vec<u8>>>| fields.iter().flatten().any(|v| {
                 literals.iter().any(|l| v.windows(l.len()).any(|w| w.eq_ignore_ascii_case(l)))
@@ -1191,9 +1204,13 @@ mod tests {
                 let stray = if broken_at == Some(i) { "\"" } else { "" };
                 body.extend_from_slice(format!("{value},{host}{stray},\"{i}\"\n").as_bytes());
             }
-            let (all_result, all, _) = decode_rows(&body, 1 << 20, (1 << 22, 0), None);
-            for (step, window, headroom) in [(4096, 4096, 512), (1000, 8192, 64), (1 << 16, 1 << 14, 1 << 11)] {
-                let (result, seen, skipped) = decode_rows(&body, step, (window, headroom), Some(&literals));
+            let (all_result, all, _) = decode_rows(&body, 1 << 20, (1 << 22, 0), None, None);
+            for ((step, window, headroom), eighths) in
+                [(4096, 4096, 512), (1000, 8192, 64), (1 << 16, 1 << 14, 1 << 11)]
+                    .into_iter()
+                    .flat_map(|w| [(w, None), (w, Some(12)), (w, Some(16))])
+            {
+                let (result, seen, skipped) = decode_rows(&body, step, (window, headroom), Some(&literals), eighths);
                 assert_eq!(result, all_result, "window {window}");
                 let wanted: Vec<_> = all
                     .iter()

@@ -555,6 +555,23 @@ mod tests {
         }
     }
 
+    /// The labels of the reply tests: one pattern and its category, and the
+    /// result columns with the two label columns.
+    fn paste_labels() -> (PatternSet, Vec<String>, Vec<String>, Vec<&'static str>) {
+        let matcher = PatternSet::new(&["*paste*".to_string()]).unwrap();
+        let cols = RESULT_COLUMNS
+            .iter()
+            .copied()
+            .chain(["category", "matched_pattern"])
+            .collect();
+        (
+            matcher,
+            vec!["*paste*".to_string()],
+            vec!["paste sites".to_string()],
+            cols,
+        )
+    }
+
     #[test]
     fn group_rows_announce_the_bytes_they_write() {
         let mut stats = Stats::new(100, 6);
@@ -566,13 +583,7 @@ mod tests {
         stats
             .add(&key("zz"), &[crate::engine::aggregate::Time::new(b"x,y")])
             .unwrap();
-        let matcher = PatternSet::new(&["*paste*".to_string()]).unwrap();
-        let (patterns, categories) = (vec!["*paste*".to_string()], vec!["paste sites".to_string()]);
-        let cols: Vec<&str> = RESULT_COLUMNS
-            .iter()
-            .copied()
-            .chain(["category", "matched_pattern"])
-            .collect();
+        let (matcher, patterns, categories, cols) = paste_labels();
         for (labels, times_first) in [
             (None, false),
             (Some((&matcher, &patterns[..], &categories[..], 1)), true),
@@ -624,13 +635,7 @@ mod tests {
                 .unwrap();
         }
         assert!(stats.groups() > 2 * PARALLEL_ROWS, "{} groups", stats.groups());
-        let matcher = PatternSet::new(&["*paste*".to_string()]).unwrap();
-        let (patterns, categories) = (vec!["*paste*".to_string()], vec!["paste sites".to_string()]);
-        let labelled: Vec<&str> = RESULT_COLUMNS
-            .iter()
-            .copied()
-            .chain(["category", "matched_pattern"])
-            .collect();
+        let (matcher, patterns, categories, labelled) = paste_labels();
         for (cols, labels) in [
             (&RESULT_COLUMNS[..], None),
             (&labelled[..], Some((&matcher, &patterns[..], &categories[..], 1))),
