@@ -392,8 +392,9 @@ fn work<R: Read>(
         match prefilter {
             Some(p) if shared.search.load(Ordering::Acquire) => {
                 // After the body's last window the worker idles while the
-                // decoder works through the windows it holds: search all of
-                // this one, and leave the split for the next body as it is.
+                // decoder works through the windows it holds: search and skim
+                // all of this one, and leave the split for the next body as
+                // it is.
                 let (search, skim) = if ended.is_some() {
                     (end, end)
                 } else {

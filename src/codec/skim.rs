@@ -458,7 +458,8 @@ fn runs_with<C: Classify>(
 ) -> bool {
     let mut full = runs.len() >= max_runs;
     let commas_wanted = fields.saturating_sub(1) as u64;
-    // The current run; `None` until the first row start.
+    // The current run: `None` before the first row start, and once
+    // `max_runs` runs are made.
     let mut run: Option<Run> = None;
     let mut row_start = start;
     let mut row_broken = false;
