@@ -613,22 +613,16 @@ mod tests {
     #[test]
     fn many_rows_written_by_two_threads_are_written_as_by_one() {
         let mut stats = Stats::new(1 << 20, 6);
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = crate::engine::aggregate::xorshift(0x9e37_79b9_7f4a_7c15);
         for _ in 0..3 * PARALLEL_ROWS + 77 {
-            let (a, b) = (next() % 40, next() % 5000);
+            let (a, b) = (next(40), next(5000));
             let query = if b % 7 == 0 {
                 format!("{b}.pastebin.com")
             } else {
                 format!("q{b}, \"x\"")
             };
             let image = format!("C:\\p{a}.exe");
-            let time = (next() % 100_000).to_string();
+            let time = next(100_000).to_string();
             let key: [&[u8]; 6] = [image.as_bytes(), query.as_bytes(), b"0", b"p", b"", b"h"];
             stats
                 .add(&key, &[crate::engine::aggregate::Time::new(time.as_bytes())])

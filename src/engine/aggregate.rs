@@ -760,6 +760,18 @@ fn bytes_exceeded() -> String {
     )
 }
 
+/// A repeatable stream of numbers below `n`, for the generated cases of
+/// this module's tests and the reply's.
+#[cfg(test)]
+pub(crate) fn xorshift(mut seed: u64) -> impl FnMut(u64) -> u64 {
+    move |n| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -813,16 +825,6 @@ mod tests {
         let text = results(&s);
         let qs: Vec<&str> = text.lines().skip(1).map(|l| l.split(',').nth(1).unwrap()).collect();
         assert_eq!(qs, ["B", "a", "ab"]);
-    }
-
-    /// A repeatable stream of numbers below `n`, for the generated cases.
-    fn xorshift(mut seed: u64) -> impl FnMut(u64) -> u64 {
-        move |n| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        }
     }
 
     #[test]
