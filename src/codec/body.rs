@@ -207,6 +207,17 @@ enum Scan {
 /// [`has_doubled_quotes`] read them. `eof` says no more bytes follow `data`.
 fn scan_record(data: &[u8], start: usize, eof: bool, ends: &mut Vec<usize>) -> Scan {
     ends.clear();
+    // Most records are plain: cut from the skimmer's block classes.
+    if let Some(next) = skim::cells(data, start, |end| ends.push(end << 1)) {
+        return Scan::Record { next };
+    }
+    scan_bytes(data, start, eof, ends)
+}
+
+/// [`scan_record`] a byte at a time: every record the block classes leave,
+/// and the one that words each error.
+fn scan_bytes(data: &[u8], start: usize, eof: bool, ends: &mut Vec<usize>) -> Scan {
+    ends.clear();
     let mut i = start;
     loop {
         if data.get(i) == Some(&b'"') {
@@ -1054,6 +1065,53 @@ mod tests {
                 .collect();
             proptest::prop_assert_eq!(&ours, &expected);
             proptest::prop_assert_eq!(&oracle, &expected);
+        }
+    }
+
+    proptest::proptest! {
+        /// Any bytes from any start, at the end of the input or not: where
+        /// the block tokeniser cuts a record, the byte tokeniser cuts the
+        /// same cells and starts the next record at the same byte.
+        #[test]
+        fn records_cut_from_block_classes_are_the_byte_tokenisers(
+            data in proptest::collection::vec(proptest::sample::select(b"\",\n\rab".to_vec()), 0..300),
+            start in 0usize..300,
+            eof in proptest::bool::ANY,
+        ) {
+            let start = start.min(data.len());
+            let mut ends = Vec::new();
+            let bytes = scan_bytes(&data, start, eof, &mut ends);
+            // (The classifiers agree, or the helper panics.)
+            if let Some((next, cells)) = skim::tests::cells_every_way(&data, start).swap_remove(0) {
+                let cells: Vec<usize> = cells.iter().map(|&e| e << 1).collect();
+                proptest::prop_assert_eq!(&bytes, &Scan::Record { next });
+                proptest::prop_assert_eq!(&ends, &cells);
+            }
+        }
+
+        /// Plain records, quoted or not, with LFs and commas inside quotes,
+        /// are all cut from the block classes.
+        #[test]
+        fn plain_records_are_cut_from_block_classes(
+            cells in proptest::collection::vec("[ab,\n]{0,70}", 1..8),
+            quote in proptest::collection::vec(proptest::bool::ANY, 8),
+            lead in 0usize..64,
+        ) {
+            let mut data = vec![b'x'; lead];
+            data.push(b'\n');
+            let start = data.len();
+            for (i, c) in cells.iter().enumerate() {
+                if i > 0 { data.push(b','); }
+                let quoted = quote[i] || c.contains(',') || c.contains('\n');
+                if quoted { data.push(b'"'); }
+                data.extend_from_slice(c.as_bytes());
+                if quoted { data.push(b'"'); }
+            }
+            data.extend_from_slice(b"\nab");
+            let mut ends = Vec::new();
+            let next = skim::cells(&data, start, |e| ends.push(e));
+            proptest::prop_assert_eq!(next, Some(data.len() - 2));
+            proptest::prop_assert_eq!(ends.len(), cells.len());
         }
     }
 
