@@ -500,8 +500,10 @@ impl Stats {
     /// Only a hint to the CPU ([`prefetch`]), never a fault. Reads nothing:
     /// even the record's length would wait for the very line asked for.
     pub fn prefetch_record(&self, id: GroupId) {
-        let record = &self.keys[id.0..];
-        for line in (0..record.len().min(192)).step_by(64) {
+        // Every line of the record's first 256 bytes (most records), their
+        // last one too whatever the record's alignment.
+        let record = &self.keys[id.0..self.keys.len().min(id.0 + 256)];
+        for line in (0..record.len()).step_by(64).chain(record.len().checked_sub(1)) {
             prefetch(&record[line]);
         }
     }
@@ -578,12 +580,20 @@ impl Stats {
             let run = &mut entries[lo..hi];
             if run.len() <= SMALL {
                 // The run's keys share every field before `field`.
+                for e in run.iter() {
+                    self.prefetch_record(GroupId(e.1));
+                }
                 run.sort_unstable_by(|a, b| compare_records(keys, a.1, b.1, n, field));
                 continue;
             }
             if !loaded {
-                for e in run.iter_mut() {
-                    e.0 = digit(keys, e.1, n, field, offset);
+                // The run's records lie at random places in the arena: ask
+                // for each one's first lines some entries ahead.
+                for i in 0..run.len() {
+                    if let Some(ahead) = run.get(i + 8) {
+                        self.prefetch_record(GroupId(ahead.1));
+                    }
+                    run[i].0 = digit(keys, run[i].1, n, field, offset);
                 }
             }
             run.sort_unstable_by_key(|e| e.0);
