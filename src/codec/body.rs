@@ -721,25 +721,34 @@ pub struct Quoting {
 
 impl Quoting {
     /// Classify `value` sixteen bytes at a time, the last sixteen overlapping
-    /// the ones before and a shorter value padded with letters, so that the
-    /// compiler makes each step a few vector instructions. Cells are mostly
+    /// the ones before, so that each step is a few vector instructions;
+    /// a value shorter than sixteen bytes a byte at a time. Cells are mostly
     /// 5 to 60 bytes long: a byte loop spends most of its time in its tail.
     pub fn of(value: &[u8]) -> Self {
-        let (other, quotes) = if value.len() < 16 {
-            let mut block = [b'a'; 16];
-            block[..value.len()].copy_from_slice(value);
-            classify(&block)
+        let (mut other, mut quotes) = (false, false);
+        let mut rest = value;
+        while let Some((block, tail)) = rest.split_first_chunk::<16>() {
+            let (o, q) = classify(block);
+            if q {
+                // A quote settles both answers (and leaving the loop keeps
+                // LLVM from vectorising across blocks, byte by byte).
+                return Quoting {
+                    bare: false,
+                    quotes: true,
+                };
+            }
+            other |= o;
+            rest = tail;
+        }
+        if let (false, Some(last)) = (rest.is_empty(), value.last_chunk::<16>()) {
+            let (o, q) = classify(last);
+            (other, quotes) = (other | o, q);
         } else {
-            let last = value.last_chunk::<16>().expect("at least 16 bytes");
-            value
-                .chunks_exact(16)
-                .map(|block| block.try_into().expect("16 bytes"))
-                .chain([last])
-                .fold((false, false), |(o, q), block| {
-                    let (bo, bq) = classify(block);
-                    (o | bo, q | bq)
-                })
-        };
+            for &b in rest {
+                other |= !b.is_ascii_alphanumeric();
+                quotes |= b == b'"';
+            }
+        }
         Quoting { bare: !other, quotes }
     }
 
@@ -756,12 +765,14 @@ impl Quoting {
 /// Whether 16 bytes hold a byte other than an ASCII letter or digit, and a `"`.
 #[inline(always)]
 fn classify(block: &[u8; 16]) -> (bool, bool) {
-    let (mut other, mut quotes) = (0u8, 0u8);
-    for &b in block {
+    // One bit a byte, as a movemask makes: OR-ing bytes together instead
+    // made LLVM unroll the lanes into hundreds of scalar instructions.
+    let (mut other, mut quotes) = (0u16, 0u16);
+    for (i, &b) in block.iter().enumerate() {
         let letter = (b | 0x20).wrapping_sub(b'a') < 26;
         let digit = b.wrapping_sub(b'0') < 10;
-        other |= u8::from(!(letter | digit));
-        quotes |= u8::from(b == b'"');
+        other |= u16::from(!(letter | digit)) << i;
+        quotes |= u16::from(b == b'"') << i;
     }
     (other != 0, quotes != 0)
 }
