@@ -555,10 +555,9 @@ impl Stats {
     /// is read again only while it ties with another one. Runs are taken
     /// depth first from an explicit stack (no recursion, however long the
     /// shared prefixes), and runs of a few keys finish with whole-key
-    /// comparisons.
+    /// comparisons. With many groups two threads share the tied runs.
     fn sorted_keys(&self) -> Vec<(u128, usize)> {
-        const SMALL: usize = 12;
-        let (keys, n) = (&self.keys[..], self.fields);
+        let n = self.fields;
         let ranks = Ranks::new(self);
         let mut entries: Vec<(u128, usize)> = self
             .tallies
@@ -583,6 +582,54 @@ impl Stats {
                 }
             }
         }
+        // Tied runs are independent: with many groups a second thread sorts
+        // those above the middle (or above the run across it).
+        let mid = entries.len() / 2;
+        let cut = stack.iter().find(|r| r.0 < mid && mid < r.1).map_or(mid, |r| r.1);
+        let upper: Vec<Tied> = stack
+            .iter()
+            .filter(|r| r.0 >= cut)
+            .map(|&(lo, hi, field, offset, loaded)| (lo - cut, hi - cut, field, offset, loaded))
+            .collect();
+        stack.retain(|r| r.0 < cut);
+        let (lower_entries, upper_entries) = entries.split_at_mut(cut);
+        if cut < PARALLEL_SORT || upper.is_empty() {
+            self.radix(upper_entries, upper);
+            self.radix(lower_entries, stack);
+        } else {
+            std::thread::scope(|scope| {
+                // The helper is handed its half once it runs, so that the
+                // half stays here when no thread can start.
+                let (give, take) = std::sync::mpsc::sync_channel(1);
+                let helper = std::thread::Builder::new().spawn_scoped(scope, move || {
+                    if let Ok((entries, runs)) = take.recv() {
+                        self.radix(entries, runs);
+                    }
+                });
+                // A helper that did not start (or stopped) leaves it here.
+                let helper = helper.ok();
+                let half = (upper_entries, upper);
+                let unsent = match &helper {
+                    Some(_) => give.send(half).err().map(|e| e.0),
+                    None => Some(half),
+                };
+                if let Some((entries, runs)) = unsent {
+                    self.radix(entries, runs);
+                }
+                self.radix(lower_entries, stack);
+                if let Some(helper) = helper {
+                    helper.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                }
+            });
+        }
+        entries
+    }
+
+    /// Sort each tied run of `stack` in `entries` (and the runs still tied
+    /// inside it) as [`Self::sorted_keys`] describes.
+    fn radix(&self, entries: &mut [(u128, usize)], mut stack: Vec<Tied>) {
+        const SMALL: usize = 12;
+        let (keys, n) = (&self.keys[..], self.fields);
         // (start, end, field, offset into the field's value, digits loaded)
         while let Some((lo, hi, field, offset, loaded)) = stack.pop() {
             let run = &mut entries[lo..hi];
@@ -623,9 +670,20 @@ impl Stats {
                 i = j;
             }
         }
-        entries
     }
 }
+
+/// A run of sort entries tied on everything before one by-value's digit:
+/// (start, end, by-value, offset into it, digits loaded).
+type Tied = (usize, usize, usize, usize, bool);
+
+/// After this many groups a field with more than a quarter as many distinct
+/// values is not ranked (its values would mostly be distinct throughout).
+const RANK_SAMPLE: usize = 4096;
+
+/// From this many groups the reply's sort splits its tied runs between two
+/// threads (half the runs' records each to read at random places).
+const PARALLEL_SORT: usize = 1 << 13;
 
 /// The ranks of the leading by-fields that hold few distinct values, for
 /// [`Stats::sorted_keys`]: rank `r` of a field is its `r`-th smallest
@@ -676,7 +734,12 @@ impl Ranks {
         let mut seen: HashTable<(u32, u32)> = HashTable::new();
         let mut values: Vec<&[u8]> = Vec::new();
         let mut of_group = Vec::with_capacity(stats.tallies.len());
-        for t in &stats.tallies {
+        for (seen_groups, t) in stats.tallies.iter().enumerate() {
+            // A field whose first groups are mostly distinct will pass the
+            // limit too: stop before hashing tens of thousands of values.
+            if seen_groups == RANK_SAMPLE && values.len() > RANK_SAMPLE / 4 {
+                return None;
+            }
             let value = stats.get(GroupId(t.key)).field(field);
             let hash = stats.hash32(value);
             let id = match seen.entry(
@@ -852,7 +915,11 @@ mod tests {
         let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         // With `few`, every field but the last holds one of 7 values, so
         // the leading fields are ranked before the radix sort takes over.
-        for (fields, few) in [(1, false), (2, false), (3, false), (2, true), (3, true), (4, true)] {
+        // 20,000 events make more groups than `PARALLEL_SORT` and
+        // `RANK_SAMPLE`: two threads sort, and many-valued fields are
+        // given up on early.
+        let cases = [(1, false), (2, false), (3, false), (2, true), (3, true), (4, true)];
+        for ((fields, few), adds) in cases.into_iter().flat_map(|c| [(c, 3000), (c, 20_000)]) {
             let mut s = Stats::new(100_000, fields);
             let mut want: Vec<Vec<Vec<u8>>> = Vec::new();
             let mut value = |pool: Option<u64>| -> Vec<u8> {
@@ -868,7 +935,7 @@ mod tests {
                 }
                 (0..len).map(|_| b"\0\x01ab\xff"[next(5) as usize]).collect()
             };
-            for _ in 0..3000 {
+            for _ in 0..adds {
                 let key: Vec<Vec<u8>> = (0..fields)
                     .map(|f| value((few && f + 1 < fields).then_some(7)))
                     .collect();
@@ -886,7 +953,8 @@ mod tests {
             assert_eq!(got, want, "{fields} fields");
             assert_eq!(Ranks::new(&s).fields > 0, few, "{fields} fields, few values: {few}");
             let counted: u64 = s.unordered().map(|g| g.count()).sum();
-            assert_eq!(counted, 3000);
+            assert_eq!(counted, adds);
+            assert_eq!(s.groups() > PARALLEL_SORT, adds > 3000);
         }
     }
 
