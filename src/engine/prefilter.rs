@@ -52,6 +52,9 @@ pub struct Prefilter {
     searcher: Searcher,
     /// Lowercased fingerprints, sorted, and the literals owning each.
     fingerprints: Vec<([u8; FINGERPRINT], Vec<Owner>)>,
+    /// The fingerprint of each spelling, by Teddy's pattern index: a hit
+    /// names its owners without a lookup.
+    spelled: Vec<u8>,
 }
 
 impl Prefilter {
@@ -120,6 +123,15 @@ impl Prefilter {
         let firsts = spellings.iter().map(|v| v[0].clone());
         let rest = spellings.iter().flat_map(|v| v[1..].iter().cloned());
         let variants: Vec<Vec<u8>> = firsts.chain(rest).collect();
+        let spelled: Vec<u8> = (0..spellings.len())
+            .chain(
+                spellings
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(i, v)| v[1..].iter().map(move |_| i)),
+            )
+            .map(|i| i as u8)
+            .collect();
         if variants.len() > MAX_VARIANTS || fingerprints.len() > MAX_FINGERPRINTS {
             return None;
         }
@@ -129,7 +141,11 @@ impl Prefilter {
             .builder()
             .extend(&variants)
             .build()?;
-        Some(Prefilter { searcher, fingerprints })
+        Some(Prefilter {
+            searcher,
+            fingerprints,
+            spelled,
+        })
     }
 
     /// The length of the longest literal: how far past a position an
@@ -166,7 +182,8 @@ impl Prefilter {
         while at < hay.len() {
             let m = self.searcher.find_in(hay, Span::from(at..hay.len()))?;
             let p = m.start();
-            if verified(&self.fingerprints, hay, from, p) {
+            let owners = &self.fingerprints[usize::from(self.spelled[m.pattern().as_usize()])].1;
+            if verified(owners, hay, from, p) {
                 return Some(p);
             }
             at = p + 1;
@@ -175,14 +192,10 @@ impl Prefilter {
     }
 }
 
-/// Does a literal owning the fingerprint at `p` occur around it, starting at
-/// or after `from`?
-fn verified(fingerprints: &[([u8; FINGERPRINT], Vec<Owner>)], hay: &[u8], from: usize, p: usize) -> bool {
-    let fp = lowered(&hay[p..]);
-    let Ok(i) = fingerprints.binary_search_by(|(f, _)| f.cmp(&fp)) else {
-        return false;
-    };
-    fingerprints[i].1.iter().any(|o| {
+/// Does one of `owners`, the literals owning the fingerprint Teddy found at
+/// `p`, occur around it, starting at or after `from`?
+fn verified(owners: &[Owner], hay: &[u8], from: usize, p: usize) -> bool {
+    owners.iter().any(|o| {
         p >= from + o.at
             && hay
                 .get(p - o.at..p - o.at + o.literal.len())
