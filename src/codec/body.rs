@@ -721,9 +721,10 @@ pub struct Quoting {
 
 impl Quoting {
     /// Classify `value` sixteen bytes at a time, the last sixteen overlapping
-    /// the ones before, so that each step is a few vector instructions;
-    /// a value shorter than sixteen bytes a byte at a time. Cells are mostly
-    /// 5 to 60 bytes long: a byte loop spends most of its time in its tail.
+    /// the ones before, so that each step is a few vector instructions (cells
+    /// are mostly 5 to 60 bytes long); a value shorter than sixteen bytes a
+    /// byte at a time (padding a copy of it made the vector load wait for the
+    /// copy's stores).
     pub fn of(value: &[u8]) -> Self {
         let (mut other, mut quotes) = (false, false);
         let mut rest = value;
@@ -740,13 +741,17 @@ impl Quoting {
             other |= o;
             rest = tail;
         }
-        if let (false, Some(last)) = (rest.is_empty(), value.last_chunk::<16>()) {
-            let (o, q) = classify(last);
-            (other, quotes) = (other | o, q);
-        } else {
-            for &b in rest {
-                other |= !b.is_ascii_alphanumeric();
-                quotes |= b == b'"';
+        match value.last_chunk::<16>() {
+            Some(last) if !rest.is_empty() => {
+                let (o, q) = classify(last);
+                (other, quotes) = (other | o, q);
+            }
+            // A short value (or none left over: `rest` is empty).
+            _ => {
+                for &b in rest {
+                    other |= !b.is_ascii_alphanumeric();
+                    quotes |= b == b'"';
+                }
             }
         }
         Quoting { bare: !other, quotes }

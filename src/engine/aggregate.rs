@@ -592,8 +592,9 @@ impl Stats {
             .map(|&(lo, hi, field, offset, loaded)| (lo - cut, hi - cut, field, offset, loaded))
             .collect();
         stack.retain(|r| r.0 < cut);
+        let parallel = entries.len() >= PARALLEL_SORT && !upper.is_empty();
         let (lower_entries, upper_entries) = entries.split_at_mut(cut);
-        if cut < PARALLEL_SORT || upper.is_empty() {
+        if !parallel {
             self.radix(upper_entries, upper);
             self.radix(lower_entries, stack);
         } else {
