@@ -312,16 +312,22 @@ impl Carries {
 /// derive its row structure, carrying quote state in and out.
 #[inline(always)]
 fn structure<C: Classify>(data: &[u8], base: usize, carries: &mut Carries, block: &mut [u8; 64]) -> Structure {
-    let len = (data.len() - base).min(64);
-    let m = if len == 64 {
-        C::classify(data[base..base + 64].try_into().expect("64 bytes"))
-    } else {
-        block[..len].copy_from_slice(&data[base..]);
-        block[len..].fill(0);
-        C::classify(block)
-    };
-    let valid = if len == 64 { !0 } else { (1u64 << len) - 1 };
+    match data.get(base..base + 64) {
+        // Whole blocks (all but the last) apart, so that their masks need
+        // no trimming.
+        Some(whole) => derive::<C>(C::classify(whole.try_into().expect("64 bytes")), !0, carries),
+        None => {
+            let len = data.len() - base;
+            block[..len].copy_from_slice(&data[base..]);
+            block[len..].fill(0);
+            derive::<C>(C::classify(block), (1u64 << len) - 1, carries)
+        }
+    }
+}
 
+/// [`structure`] from a block's classes, `valid` its bits within the data.
+#[inline(always)]
+fn derive<C: Classify>(m: Masks, valid: u64, carries: &mut Carries) -> Structure {
     let inside = C::prefix_xor(m.quote) ^ carries.in_quotes;
     carries.in_quotes = 0u64.wrapping_sub(inside >> 63);
     let opens = m.quote & inside;
