@@ -345,6 +345,48 @@ fn derive<C: Classify>(m: Masks, valid: u64, carries: &mut Carries) -> Structure
     }
 }
 
+/// The blocks of `data` from `start` (a byte whose quote state is
+/// `quoted`), each with its position and row structure: the walk every
+/// skimming loop makes, carrying the quote state from block to block.
+struct Blocks<'a, C> {
+    data: &'a [u8],
+    base: usize,
+    carries: Carries,
+    /// The last, short block, zero-padded.
+    block: [u8; 64],
+    classify: std::marker::PhantomData<C>,
+}
+
+impl<'a, C: Classify> Blocks<'a, C> {
+    #[inline(always)]
+    fn new(data: &'a [u8], start: usize, quoted: bool) -> Self {
+        Blocks {
+            data,
+            base: start,
+            carries: Carries::at(quoted),
+            block: [0u8; 64],
+            classify: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<C: Classify> Iterator for Blocks<'_, C> {
+    type Item = (usize, Structure);
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<(usize, Structure)> {
+        let base = self.base;
+        if base >= self.data.len() {
+            return None;
+        }
+        self.base += 64;
+        Some((
+            base,
+            structure::<C>(self.data, base, &mut self.carries, &mut self.block),
+        ))
+    }
+}
+
 #[inline(always)]
 fn skim_with<C: Classify>(
     data: &[u8],
@@ -356,17 +398,9 @@ fn skim_with<C: Classify>(
     let mut row_start = start;
     let mut rows = 0;
     let mut next_candidate = candidate(start);
-    let mut carries = Carries::at(false);
     let mut commas = 0u64; // commas outside quotes in the current row, before this block
-    let mut block = [0u8; 64];
-    let mut base = start;
-    while base < data.len() {
-        let Structure {
-            broken,
-            comma_out,
-            mut ends,
-            ..
-        } = structure::<C>(data, base, &mut carries, &mut block);
+    for (base, s) in Blocks::<C>::new(data, start, false) {
+        let (broken, comma_out, mut ends) = (s.broken, s.comma_out, s.ends);
         // The block's bits from the current row's start on (a row never
         // starts inside a block it did not end the previous row in).
         let mut rest = !0u64;
@@ -398,7 +432,6 @@ fn skim_with<C: Classify>(
             return Skimmed { next: row_start, rows };
         }
         commas += u64::from((comma_out & rest).count_ones());
-        base += 64;
     }
     Skimmed { next: row_start, rows }
 }
@@ -428,11 +461,7 @@ unsafe fn cells_avx2(data: &[u8], start: usize, cut: impl FnMut(usize)) -> Optio
 
 #[inline(always)]
 fn cells_with<C: Classify>(data: &[u8], start: usize, mut cut: impl FnMut(usize)) -> Option<usize> {
-    let mut carries = Carries::at(false);
-    let mut block = [0u8; 64];
-    let mut base = start;
-    while base < data.len() {
-        let s = structure::<C>(data, base, &mut carries, &mut block);
+    for (base, s) in Blocks::<C>::new(data, start, false) {
         // The block's bits up to the record's LF, if it is in this block.
         let upto = match s.ends {
             0 => !0,
@@ -450,7 +479,6 @@ fn cells_with<C: Classify>(data: &[u8], start: usize, mut cut: impl FnMut(usize)
             let lf = base + s.ends.trailing_zeros() as usize;
             return (lf == start || data[lf - 1] != b'\r').then_some(lf + 1);
         }
-        base += 64;
     }
     None
 }
@@ -527,17 +555,10 @@ fn runs_with<C: Classify>(
     let mut row_start = start;
     let mut row_broken = false;
     let mut next_candidate = 0;
-    let mut carries = Carries::at(quoted);
     let mut commas = 0u64;
-    let mut block = [0u8; 64];
-    let mut base = start;
-    while base < data.len() {
-        let Structure {
-            broken,
-            comma_out,
-            mut ends,
-            ..
-        } = structure::<C>(data, base, &mut carries, &mut block);
+    let mut blocks = Blocks::<C>::new(data, start, quoted);
+    for (base, s) in &mut blocks {
+        let (broken, comma_out, mut ends) = (s.broken, s.comma_out, s.ends);
         let mut rest = !0u64;
         while ends != 0 {
             let end_bit = ends.trailing_zeros();
@@ -579,13 +600,12 @@ fn runs_with<C: Classify>(
         }
         row_broken |= broken & rest != 0;
         commas += u64::from((comma_out & rest).count_ones());
-        base += 64;
     }
     if let Some(mut r) = run.filter(|r| r.from < row_start) {
         r.next = row_start;
         runs.push(r);
     }
-    carries.in_quotes != 0
+    blocks.carries.in_quotes != 0
 }
 
 #[cfg(test)]
