@@ -693,6 +693,28 @@ fn max_groups_breach_names_the_option() {
     );
 }
 
+/// Memberships are counted a few rows after they are read, so that lookups
+/// overlap: a cap reached at row 4 is still the error when a later row of
+/// the same body is broken, and names row 4.
+#[test]
+fn a_cap_comes_before_a_broken_row_after_it() {
+    let mut body = distinct_groups(5);
+    body.extend(b"9,i,pastebin.com,0,p,r,\"unclosed\n");
+    let input = [getinfo(&["max_groups=3"]), chunk(LAST, &body)].concat();
+    let fourth_row = csv_row(&FIELDS.map(str::as_bytes)).len() + "0,i,pastebin.com,0,p,r,host0\n".len() * 3;
+    let at =
+        getinfo(&["max_groups=3"]).len() + format!("chunked 1.0,{},{}\n", LAST.len(), body.len()).len() + LAST.len();
+    expect_error(
+        "max_groups before a broken row",
+        input,
+        &format!(
+            "chunk 2, row 4 (byte offset {}): more than 3 distinct groups (max_groups=3): narrow the search or raise \
+             max_groups",
+            at + fourth_row
+        ),
+    );
+}
+
 #[test]
 fn max_chunk_bytes_breach_is_refused_before_reading_the_body() {
     let body = distinct_groups(100);

@@ -4,7 +4,7 @@
 //! Nothing is kept between requests but the counters.
 
 use super::partial::partial_columns;
-use super::{locate, required_fields, write_groups, PhaseRun};
+use super::{locate, origin, required_fields, settle, write_groups, PhaseRun};
 use crate::codec::body::Decoder;
 use crate::command::options::Options;
 use crate::engine::prefilter::Prefilter;
@@ -65,9 +65,12 @@ impl PhaseRun for Map<'_> {
             &self.grouping,
         );
         let mv_columns = &self.mv_columns;
-        self.decoder.decode(body, chunk, offset, |row| {
-            engine.offer(row).map_err(|e| locate(e, row, chunk, offset, mv_columns))
-        })?;
+        let decoded = self.decoder.decode(body, chunk, offset, |row| {
+            engine
+                .offer(row, origin(row))
+                .map_err(|e| locate(e, row, chunk, offset, mv_columns))
+        });
+        settle(&mut engine, decoded, chunk, offset)?;
         engine.passed_over(self.decoder.skipped());
         self.pending.clear();
         let rows = write_groups(engine.stats(), &self.columns, false, None, &mut self.pending) as u64;

@@ -24,7 +24,7 @@ pub mod reduce;
 use crate::codec::body::{self, Row};
 use crate::engine::aggregate::{Group, GroupId, Stats, MAX_KEY_FIELDS};
 use crate::engine::wildcard::PatternSet;
-use crate::engine::EventError;
+use crate::engine::{CapReached, Engine, EventError, Origin};
 use crate::error::{Error, Position};
 use crate::protocol::chunk::{write_chunk, ChunkReader};
 use crate::protocol::metadata::{self, Action};
@@ -177,12 +177,36 @@ fn locate(e: EventError, row: &Row<'_>, chunk: u64, base: u64, mv_columns: &[Str
             column: Some(mv_columns[slot].clone()),
             detail: format!("the multivalue encoding is broken at byte {at} of the value"),
         },
-        EventError::Limit(m) => Error::Limit(format!(
-            "chunk {chunk}, row {} (byte offset {}): {m}",
-            row.number,
-            base + row.offset
-        )),
+        EventError::Limit(cap) => cap_error(cap, chunk, base),
     }
+}
+
+/// Say where a cap was reached: the chunk, and the row and byte offset of
+/// the event whose membership reached it (the row being read, or one a few
+/// rows before it, whose memberships were still staged).
+fn cap_error(cap: CapReached, chunk: u64, base: u64) -> Error {
+    Error::Limit(format!(
+        "chunk {chunk}, row {} (byte offset {}): {}",
+        cap.at.row,
+        base + cap.at.offset,
+        cap.message
+    ))
+}
+
+/// Where a row came from, for the engine to hand back with a cap.
+fn origin(row: &Row<'_>) -> Origin {
+    Origin {
+        row: row.number,
+        offset: row.offset,
+    }
+}
+
+/// Count the memberships a body's last rows left staged, then say how the
+/// body went: a cap one of them reached came before whatever else stopped
+/// the decoding (that was at a later row), so it is the error.
+fn settle(engine: &mut Engine<'_>, decoded: Result<u64, Error>, chunk: u64, base: u64) -> Result<u64, Error> {
+    engine.settle().map_err(|cap| cap_error(cap, chunk, base))?;
+    decoded
 }
 
 /// The labels of a labelled result: the matcher, the patterns and their

@@ -5,7 +5,7 @@
 //! result rows once splunkd says `finished`.
 
 use super::partial::{self, Slots, COUNT, FIRST_TIME, LAST_TIME};
-use super::{locate, GroupRows, PhaseRun};
+use super::{locate, origin, settle, GroupRows, PhaseRun};
 use crate::codec::body::Decoder;
 use crate::command::options::Options;
 use crate::engine::aggregate::MAX_KEY_FIELDS;
@@ -89,10 +89,10 @@ impl PhaseRun for Reduce<'_> {
         let engine = &mut self.engine;
         let slots = &self.slots;
         let mv_columns = &self.mv_columns;
-        self.decoder.decode(body, chunk, offset, |row| {
+        let decoded = self.decoder.decode(body, chunk, offset, |row| {
             let located = |e| locate(e, row, chunk, offset, mv_columns);
             match partial::read(row, slots) {
-                Ok(None) => engine.offer(row).map_err(located),
+                Ok(None) => engine.offer(row, origin(row)).map_err(located),
                 Ok(Some(p)) => {
                     let key: [&[u8]; MAX_KEY_FIELDS] = std::array::from_fn(|i| &p.key[i][..]);
                     let key = &key[..slots.by.len()];
@@ -100,7 +100,7 @@ impl PhaseRun for Reduce<'_> {
                         Some((f, l)) => (Some(&f[..]), Some(&l[..])),
                         None => (None, None),
                     };
-                    engine.merge(key, p.count, first, last).map_err(located)
+                    engine.merge(key, p.count, first, last, origin(row)).map_err(located)
                 }
                 Err((column, detail)) => Err(Error::Body {
                     chunk,
@@ -110,7 +110,8 @@ impl PhaseRun for Reduce<'_> {
                     detail,
                 }),
             }
-        })?;
+        });
+        settle(engine, decoded, chunk, offset)?;
         self.engine.passed_over(self.decoder.skipped());
         Ok(())
     }

@@ -1,7 +1,7 @@
 //! `stats count min(_time) as firstTime max(_time) as lastTime by <fields>`.
 //!
-//! Groups live in a `hashbrown::HashTable` of small slots keyed by the
-//! by-field values. A lookup hashes the borrowed values of the current
+//! Groups are found through an index of small slots ([`GroupIndex`]) keyed
+//! by the by-field values. A lookup hashes the borrowed values of the current
 //! membership and compares them in place, so an existing group costs no
 //! allocation; a new group appends its key once to one arena (a byte string
 //! with field end offsets) and its aggregates to one vector, so 10^5 groups
@@ -15,6 +15,7 @@
 //! the result does not depend on the order events arrive in, nor on how they
 //! were split between the indexers of a distributed search.
 
+use super::index::{GroupIndex, Slot};
 use super::prefetch::prefetch;
 use foldhash::fast::FixedState;
 use hashbrown::hash_table::Entry;
@@ -225,20 +226,9 @@ struct Tally {
     times: TimeRange,
 }
 
-/// A group table entry: where the group's key record is, which tally is its,
-/// and 32 bits of its hash (hashbrown rehashes with [`table_hash`]).
-///
-/// The table holds 16 bytes a group, so for 10^5 groups it stays in cache,
-/// and the key comparison and the tally it leads to are independent loads.
-#[derive(Debug, Clone, Copy)]
-struct Slot {
-    key: usize,
-    tally: u32,
-    hash: u32,
-}
-
-/// The hash hashbrown sees for a slot: its 32 bits in both halves, so the
-/// bucket (low bits) and the control byte (top bits) both come from them.
+/// The hash hashbrown sees for a 32-bit hash (the rank table's): its 32
+/// bits in both halves, so the bucket (low bits) and the control byte (top
+/// bits) both come from them.
 fn table_hash(hash: u32) -> u64 {
     (u64::from(hash) << 32) | u64::from(hash)
 }
@@ -248,6 +238,69 @@ const RECORD_HEAD: usize = 8;
 
 fn read_u32(bytes: &[u8], at: usize) -> usize {
     u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize
+}
+
+/// Memberships [`Stats::stage`] holds before counting them: enough for the
+/// cache misses of their lookups to overlap (with 10^5 groups each lookup
+/// misses two or three times), few enough that their slots, key records and
+/// tallies stay in the L1 cache until counted.
+const STAGED: usize = 16;
+
+/// Groups from which memberships are staged: with fewer, the index, keys
+/// and tallies (under a megabyte) stay in the L2 cache, and a membership is
+/// counted at once, saving the copy and second probe staging costs.
+const STAGE_FROM: usize = 4096;
+
+/// Bytes of keys and times past which the staged memberships are counted
+/// whatever their number, so that staging holds little more memory than
+/// one membership's key.
+const STAGED_BYTES: usize = 64 * 1024;
+
+/// Where an event came from, as its front-end counts (a row of a chunk and
+/// its byte offset there; a record of a file): the engine never reads it,
+/// but hands it back with a cap reached by one of the event's memberships,
+/// which may be counted after later events were read ([`Stats::stage`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Origin {
+    /// The row (or record) number.
+    pub row: u64,
+    /// Its byte offset.
+    pub offset: u64,
+}
+
+/// A cap (groups, group bytes) reached by a membership of the event from `at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapReached {
+    /// Where the event came from.
+    pub at: Origin,
+    /// Which cap, in words for the user.
+    pub message: String,
+}
+
+/// Staged memberships: their keys (laid out as probes) and `_time` texts
+/// end to end in one buffer, so staging allocates nothing once warm.
+#[derive(Debug, Default)]
+struct Staged {
+    bytes: Vec<u8>,
+    times: Vec<StagedTime>,
+    memberships: Vec<Membership>,
+}
+
+/// A staged `_time` value: its text in [`Staged::bytes`], its number.
+#[derive(Debug)]
+struct StagedTime {
+    text: std::ops::Range<usize>,
+    number: Option<f64>,
+}
+
+/// A staged membership: its probe key in [`Staged::bytes`], the key's hash,
+/// its times in [`Staged::times`], and where its event came from.
+#[derive(Debug)]
+struct Membership {
+    probe: std::ops::Range<usize>,
+    hash: u32,
+    times: std::ops::Range<usize>,
+    at: Origin,
 }
 
 /// One group, as read from a [`Stats`]: its by-values, count and `_time` range.
@@ -319,7 +372,7 @@ impl<'a> Group<'a> {
 
 /// The group table of one search.
 pub struct Stats {
-    table: HashTable<Slot>,
+    index: GroupIndex,
     /// The groups' aggregates, in the order the groups appeared.
     tallies: Vec<Tally>,
     /// The groups' key records, end to end, in the same order.
@@ -332,6 +385,8 @@ pub struct Stats {
     key_bytes: usize,
     /// The key being looked up, laid out like a record without its head.
     probe: Vec<u8>,
+    /// Memberships hashed but not yet counted ([`Stats::stage`]).
+    staged: Staged,
 }
 
 impl Stats {
@@ -343,7 +398,7 @@ impl Stats {
             "1 to {MAX_KEY_FIELDS} by-fields"
         );
         Stats {
-            table: HashTable::new(),
+            index: GroupIndex::default(),
             tallies: Vec::new(),
             keys: Vec::new(),
             fields,
@@ -352,6 +407,7 @@ impl Stats {
             memberships: 0,
             key_bytes: 0,
             probe: Vec::new(),
+            staged: Staged::default(),
         }
     }
 
@@ -371,17 +427,114 @@ impl Stats {
     }
 
     /// Count one membership of the group `values` with the event's `_time`
-    /// values. Fails when a new group would exceed a cap.
-    ///
-    /// The probe key is first laid out contiguously (the values' end offsets,
-    /// then the values end to end), so hashing and comparing a group are one
-    /// pass and one `memcmp` each, rather than six.
+    /// values, now. Fails when a new group would exceed a cap.
     pub fn add(&mut self, values: &[&[u8]], times: &[Time<'_>]) -> Result<(), String> {
-        let group = self.group(values)?;
+        self.stage(values, times, Origin::default())
+            .and_then(|()| self.settle())
+            .map_err(|e| e.message)
+    }
+
+    /// Count one membership of the group `values` with the event's `_time`
+    /// values, a little later once there are many groups ([`STAGE_FROM`]):
+    /// its key is laid out and hashed now and the index slot its lookup
+    /// starts at is asked for ([`GroupIndex::prefetch`]), and it is looked up
+    /// with the next few ([`STAGED`]), so that their cache misses overlap
+    /// instead of following one another.
+    ///
+    /// Memberships are counted in the order staged, so every cap is reached
+    /// at the same membership as when counting each at once. A cap reached by
+    /// this membership or one staged before it fails this call or a later
+    /// [`stage`](Self::stage) or [`settle`](Self::settle), with the origin
+    /// `at` it was staged with; the table is then incomplete, only fit to be
+    /// dropped.
+    pub fn stage(&mut self, values: &[&[u8]], times: &[Time<'_>], at: Origin) -> Result<(), CapReached> {
+        debug_assert_eq!(values.len(), self.fields);
+        if self.tallies.len() < STAGE_FROM && self.staged.memberships.is_empty() {
+            return self
+                .group(values)
+                .and_then(|tally| self.count(tally, times.iter().copied()))
+                .map_err(|message| CapReached { at, message });
+        }
+        let start = self.staged.bytes.len();
+        if let Err(message) = lay_out(values, &mut self.staged.bytes) {
+            self.staged.bytes.truncate(start);
+            self.settle()?;
+            return Err(CapReached { at, message });
+        }
+        let probe = start..self.staged.bytes.len();
+        let hash = self.hash32(&self.staged.bytes[probe.clone()]);
+        self.index.prefetch(hash);
+        let staged = &mut self.staged;
+        let first_time = staged.times.len();
+        for t in times {
+            let text = staged.bytes.len();
+            staged.bytes.extend_from_slice(t.text);
+            staged.times.push(StagedTime {
+                text: text..staged.bytes.len(),
+                number: t.number,
+            });
+        }
+        staged.memberships.push(Membership {
+            probe,
+            hash,
+            times: first_time..staged.times.len(),
+            at,
+        });
+        if staged.memberships.len() >= STAGED || staged.bytes.len() >= STAGED_BYTES {
+            self.settle()
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Count every staged membership ([`stage`](Self::stage)), in order; the
+    /// first to reach a cap ends it.
+    pub fn settle(&mut self) -> Result<(), CapReached> {
+        if self.staged.memberships.is_empty() {
+            return Ok(());
+        }
+        let mut staged = std::mem::take(&mut self.staged);
+        // The slots asked for when staging are in by now: ask for the key
+        // record and the tally of the group each lookup will most likely
+        // meet (for a new group, none).
+        for m in &staged.memberships {
+            if let Some(slot) = self.index.candidate(m.hash) {
+                let record = &self.keys[slot.key..self.keys.len().min(slot.key + RECORD_HEAD + m.probe.len())];
+                prefetch_lines(record);
+                prefetch(&self.tallies[slot.tally as usize]);
+            }
+        }
+        let mut settled = Ok(());
+        for m in &staged.memberships {
+            let probe = &staged.bytes[m.probe.clone()];
+            let times = staged.times[m.times.clone()].iter().map(|t| Time {
+                text: &staged.bytes[t.text.clone()],
+                number: t.number,
+            });
+            if let Err(message) = self.tally_of(probe, m.hash).and_then(|tally| self.count(tally, times)) {
+                settled = Err(CapReached { at: m.at, message });
+                break;
+            }
+        }
+        staged.bytes.clear();
+        staged.times.clear();
+        staged.memberships.clear();
+        self.staged = staged;
+        settled
+    }
+
+    /// Whether no membership waits to be counted: the table may be read.
+    pub fn is_settled(&self) -> bool {
+        self.staged.memberships.is_empty()
+    }
+
+    /// Count one membership of tally `tally` with `times`.
+    fn count<'t>(&mut self, tally: usize, times: impl Iterator<Item = Time<'t>>) -> Result<(), String> {
+        let group = &mut self.tallies[tally];
         group.count += 1;
         let held = group.times.heap_bytes();
         for t in times {
-            group.times.add(t);
+            group.times.add(&t);
         }
         // Long `_time` texts are copied into the group too: count them.
         self.key_bytes += group.times.heap_bytes() - held;
@@ -400,69 +553,73 @@ impl Stats {
         (h ^ (h >> 32)) as u32
     }
 
-    /// The tally of the group `values`, created empty if new (within the caps).
-    fn group(&mut self, values: &[&[u8]]) -> Result<&mut Tally, String> {
+    /// The index of the tally of the group `values`, created empty if new
+    /// (within the caps).
+    fn group(&mut self, values: &[&[u8]]) -> Result<usize, String> {
         debug_assert_eq!(values.len(), self.fields);
-        let total: usize = values.iter().map(|v| v.len()).sum();
-        if total > MAX_GROUP_BYTES {
+        let mut probe = std::mem::take(&mut self.probe);
+        probe.clear();
+        let tally = lay_out(values, &mut probe).and_then(|()| {
+            let hash = self.hash32(&probe);
+            self.tally_of(&probe, hash)
+        });
+        self.probe = probe;
+        tally
+    }
+
+    /// The index of the tally of the group whose key is laid out in `probe`
+    /// ([`lay_out`]) and hashes to `hash`, created empty if new (within the
+    /// caps).
+    fn tally_of(&mut self, probe: &[u8], hash: u32) -> Result<usize, String> {
+        let keys = &self.keys;
+        let same = |s: &Slot| {
+            read_u32(keys, s.key) == probe.len()
+                && keys[s.key + RECORD_HEAD..s.key + RECORD_HEAD + probe.len()] == *probe
+        };
+        let vacant = match self.index.find(hash, same) {
+            Ok(slot) => return Ok(slot.tally as usize),
+            Err(vacant) => vacant,
+        };
+        let groups = self.tallies.len();
+        if groups >= self.max_groups {
+            return Err(format!(
+                "more than {} distinct groups (max_groups={}): narrow the search or raise max_groups",
+                self.max_groups, self.max_groups
+            ));
+        }
+        if groups >= u32::MAX as usize {
+            return Err(format!("more than {} distinct groups: narrow the search", u32::MAX));
+        }
+        let total = probe.len() - 4 * self.fields;
+        if self.key_bytes + total > MAX_GROUP_BYTES {
             return Err(bytes_exceeded());
         }
-        self.probe.clear();
-        let mut end = 0u32;
-        for v in values {
-            end += v.len() as u32;
-            self.probe.extend_from_slice(&end.to_le_bytes());
-        }
-        for v in values {
-            self.probe.extend_from_slice(v);
-        }
-        let hash = self.hash32(&self.probe);
-        let groups = self.tallies.len();
-        let (probe, keys) = (&self.probe, &self.keys);
-        let matches = |s: &Slot| {
-            s.hash == hash
-                && read_u32(keys, s.key) == probe.len()
-                && keys[s.key + RECORD_HEAD..s.key + RECORD_HEAD + probe.len()] == probe[..]
-        };
-        match self.table.entry(table_hash(hash), matches, |s| table_hash(s.hash)) {
-            Entry::Occupied(entry) => Ok(&mut self.tallies[entry.get().tally as usize]),
-            Entry::Vacant(entry) => {
-                if groups >= self.max_groups {
-                    return Err(format!(
-                        "more than {} distinct groups (max_groups={}): narrow the search or raise max_groups",
-                        self.max_groups, self.max_groups
-                    ));
-                }
-                if groups >= u32::MAX as usize {
-                    return Err(format!("more than {} distinct groups: narrow the search", u32::MAX));
-                }
-                if self.key_bytes + total > MAX_GROUP_BYTES {
-                    return Err(bytes_exceeded());
-                }
-                self.key_bytes += total;
-                let key = self.keys.len();
-                self.keys.extend_from_slice(&(probe.len() as u32).to_le_bytes());
-                self.keys.extend_from_slice(&(groups as u32).to_le_bytes());
-                self.keys.extend_from_slice(probe);
-                entry.insert(Slot {
-                    key,
-                    tally: groups as u32,
-                    hash,
-                });
-                self.tallies.push(Tally {
-                    key,
-                    count: 0,
-                    times: TimeRange::default(),
-                });
-                Ok(self.tallies.last_mut().expect("just pushed"))
-            }
-        }
+        self.key_bytes += total;
+        let key = self.keys.len();
+        self.keys.extend_from_slice(&(probe.len() as u32).to_le_bytes());
+        self.keys.extend_from_slice(&(groups as u32).to_le_bytes());
+        self.keys.extend_from_slice(probe);
+        self.index.insert(
+            vacant,
+            Slot {
+                key,
+                tally: groups as u32,
+                hash,
+            },
+        );
+        self.tallies.push(Tally {
+            key,
+            count: 0,
+            times: TimeRange::default(),
+        });
+        Ok(groups)
     }
 
     /// Merge a partial aggregate of the group `values` (a map phase's row):
     /// `count` memberships whose `_time` extremes were `first` and `last`.
     /// Counts add; the extremes compete as any `_time` value does, so merging
-    /// gives what counting every event here would have given.
+    /// gives what counting every event here would have given. Nothing may be
+    /// staged: [`settle`](Self::settle) first, so that caps fall in order.
     pub fn merge(
         &mut self,
         values: &[&[u8]],
@@ -470,7 +627,9 @@ impl Stats {
         first: Option<&Time<'_>>,
         last: Option<&Time<'_>>,
     ) -> Result<(), String> {
-        let group = self.group(values)?;
+        debug_assert!(self.is_settled(), "merged before the staged memberships");
+        let tally = self.group(values)?;
+        let group = &mut self.tallies[tally];
         group.count = group
             .count
             .checked_add(count)
@@ -510,10 +669,7 @@ impl Stats {
     pub fn prefetch_record(&self, id: GroupId) {
         // Every line of the record's first 256 bytes (most records), their
         // last one too whatever the record's alignment.
-        let record = &self.keys[id.0..self.keys.len().min(id.0 + 256)];
-        for line in (0..record.len()).step_by(64).chain(record.len().checked_sub(1)) {
-            prefetch(&record[line]);
-        }
+        prefetch_lines(&self.keys[id.0..self.keys.len().min(id.0 + 256)]);
     }
 
     /// Start loading group `id`'s tally, whose index is in its key record:
@@ -835,6 +991,33 @@ fn compare_records(keys: &[u8], a: usize, b: usize, fields: usize, from: usize) 
 }
 
 /// The error when the groups would hold too many bytes.
+/// Lay a group key out as the key arena holds it (its values' end offsets,
+/// then the values end to end) at the end of `probe`, so that hashing and
+/// comparing it are one pass and one `memcmp` each, whatever the number of
+/// fields. Fails when the values alone are over the group-bytes cap.
+fn lay_out(values: &[&[u8]], probe: &mut Vec<u8>) -> Result<(), String> {
+    let total: usize = values.iter().map(|v| v.len()).sum();
+    if total > MAX_GROUP_BYTES {
+        return Err(bytes_exceeded());
+    }
+    let mut end = 0u32;
+    for v in values {
+        end += v.len() as u32;
+        probe.extend_from_slice(&end.to_le_bytes());
+    }
+    for v in values {
+        probe.extend_from_slice(v);
+    }
+    Ok(())
+}
+
+/// Ask for every cache line of `bytes` ([`prefetch`]).
+fn prefetch_lines(bytes: &[u8]) {
+    for line in (0..bytes.len()).step_by(64).chain(bytes.len().checked_sub(1)) {
+        prefetch(&bytes[line]);
+    }
+}
+
 fn bytes_exceeded() -> String {
     format!(
         "the result groups would hold more than {} MiB of field values and times: narrow the search",

@@ -10,11 +10,13 @@
 //! event; the front-end adds where (chunk, row, byte offset, file, record).
 
 pub mod aggregate;
+pub mod index;
 pub mod prefetch;
 pub mod prefilter;
 pub mod wildcard;
 
 use crate::codec::multivalue;
+pub use aggregate::{CapReached, Origin};
 use aggregate::{Stats, Time, MAX_KEY_FIELDS};
 use arrayvec::ArrayVec;
 use std::borrow::Cow;
@@ -98,8 +100,11 @@ pub enum EventError {
         /// Byte offset inside the encoded value.
         at: usize,
     },
-    /// A cap was reached (groups, group bytes, combinations); the text names it.
-    Limit(String),
+    /// A cap was reached (groups, group bytes, combinations), by the event
+    /// the error names ([`Origin`]): the one offered or, since memberships
+    /// are counted a little after their event ([`Stats::stage`]), an earlier
+    /// one.
+    Limit(CapReached),
 }
 
 /// Counters of one engine, for the Job Inspector.
@@ -167,9 +172,20 @@ impl<'p> Engine<'p> {
         }
     }
 
-    /// The groups counted so far.
+    /// The groups counted so far: call [`settle`](Self::settle) first.
     pub fn stats(&self) -> &Stats {
+        assert!(
+            self.stats.is_settled(),
+            "the groups were read before the last memberships were counted"
+        );
         &self.stats
+    }
+
+    /// Count the memberships still staged ([`Stats::stage`]): after the last
+    /// event, and before reporting any other problem of a later event, since
+    /// a cap one of them reaches came first.
+    pub fn settle(&mut self) -> Result<(), CapReached> {
+        self.stats.settle()
     }
 
     /// The counters so far.
@@ -179,8 +195,10 @@ impl<'p> Engine<'p> {
 
     /// Match one event and, when it matches, count it in the group of each
     /// combination of its by-values. An event lacking a by-field is dropped,
-    /// as `stats … by` drops it.
-    pub fn offer<E: Event + ?Sized>(&mut self, event: &E) -> Result<(), EventError> {
+    /// as `stats … by` drops it. `at` says where the event came from, for a
+    /// cap its memberships reach ([`EventError::Limit`]); they are counted
+    /// with the next few events' or at [`settle`](Self::settle).
+    pub fn offer<E: Event + ?Sized>(&mut self, event: &E, at: Origin) -> Result<(), EventError> {
         self.counters.events_read += 1;
         let mut matched = false;
         for value in event.field(self.match_slot).values() {
@@ -218,8 +236,8 @@ impl<'p> Engine<'p> {
         }
         if key.len() == n {
             match event.field(TIME_SLOT) {
-                Field::Absent => return self.stats.add(&key, &[]).map_err(EventError::Limit),
-                Field::Single(t) => return self.stats.add(&key, &[Time::new(&t)]).map_err(EventError::Limit),
+                Field::Absent => return self.stats.stage(&key, &[], at).map_err(EventError::Limit),
+                Field::Single(t) => return self.stats.stage(&key, &[Time::new(&t)], at).map_err(EventError::Limit),
                 Field::Multi(_) => {}
             }
         }
@@ -246,7 +264,7 @@ impl<'p> Engine<'p> {
         let mut time_values = std::mem::take(&mut self.time_values);
         if result.is_ok() {
             result = collect(&mut self.scratch, &event.field(TIME_SLOT), TIME_SLOT, &mut time_values)
-                .and_then(|()| self.count(&by_values, &time_values, combinations));
+                .and_then(|()| self.count(&by_values, &time_values, combinations, at));
         }
         self.by_values = by_values;
         self.time_values = time_values;
@@ -262,20 +280,23 @@ impl<'p> Engine<'p> {
     /// Merge a partial aggregate of one group, as a map phase computed it
     /// over some of the events: `count` memberships whose `_time` extremes
     /// were `first` and `last` (absent when none of its events had a time).
-    /// No matching: the map phase matched with the same patterns.
+    /// No matching: the map phase matched with the same patterns. The
+    /// memberships staged before it are counted first.
     pub fn merge(
         &mut self,
         key: &[&[u8]],
         count: u64,
         first: Option<&[u8]>,
         last: Option<&[u8]>,
+        at: Origin,
     ) -> Result<(), EventError> {
+        self.settle().map_err(EventError::Limit)?;
         self.counters.partials_merged += 1;
         let first = first.map(Time::new);
         let last = last.map(Time::new);
         self.stats
             .merge(key, count, first.as_ref(), last.as_ref())
-            .map_err(EventError::Limit)
+            .map_err(|message| EventError::Limit(CapReached { at, message }))
     }
 
     fn count(
@@ -283,15 +304,22 @@ impl<'p> Engine<'p> {
         by_values: &[Vec<Range<usize>>],
         time_values: &[Range<usize>],
         combinations: u64,
+        at: Origin,
     ) -> Result<(), EventError> {
         if combinations == 0 {
             return Ok(()); // a by-field is absent: `stats … by` drops the event
         }
         if combinations > MAX_COMBINATIONS_PER_EVENT {
-            return Err(EventError::Limit(format!(
-                "the event's multivalue by-fields form {combinations} combinations, more than the limit of \
-                 {MAX_COMBINATIONS_PER_EVENT}"
-            )));
+            // Reached before the event's memberships are staged, so after
+            // those of earlier events.
+            self.settle().map_err(EventError::Limit)?;
+            return Err(EventError::Limit(CapReached {
+                at,
+                message: format!(
+                    "the event's multivalue by-fields form {combinations} combinations, more than the limit of \
+                     {MAX_COMBINATIONS_PER_EVENT}"
+                ),
+            }));
         }
         let scratch = &self.scratch;
         let one_time;
@@ -312,7 +340,7 @@ impl<'p> Engine<'p> {
         loop {
             key.clear();
             key.extend((0..n).map(|i| &scratch[by_values[i][index[i]].clone()]));
-            self.stats.add(&key, times).map_err(EventError::Limit)?;
+            self.stats.stage(&key, times, at).map_err(EventError::Limit)?;
             // Advance the odometer over the value lists, last field fastest.
             let mut k = n;
             loop {
@@ -389,12 +417,14 @@ mod tests {
         let matcher = PatternSet::new(&["*pastebin*"]).unwrap();
         let grouping = Grouping::plain(6);
         let mut engine = Engine::new(&matcher, 7, 100, &grouping);
+        let at = Origin::default();
         engine
-            .offer(&event(&["10"], &["pastebin.com", "other.net"], &["h1"]))
+            .offer(&event(&["10"], &["pastebin.com", "other.net"], &["h1"]), at)
             .unwrap();
-        engine.offer(&event(&["5"], &["example.com"], &["h1"])).unwrap();
-        engine.offer(&event(&["7"], &["PASTEBIN.com"], &[])).unwrap();
-        engine.offer(&event(&["3"], &["pastebin.com"], &["h1"])).unwrap();
+        engine.offer(&event(&["5"], &["example.com"], &["h1"]), at).unwrap();
+        engine.offer(&event(&["7"], &["PASTEBIN.com"], &[]), at).unwrap();
+        engine.offer(&event(&["3"], &["pastebin.com"], &["h1"]), at).unwrap();
+        engine.settle().unwrap();
         assert_eq!(
             engine.counters(),
             Counters {
@@ -437,8 +467,39 @@ mod tests {
             }
         }
         assert!(matches!(
-            engine.offer(&Broken),
+            engine.offer(&Broken, Origin::default()),
             Err(EventError::BrokenMultivalue { slot: 7, .. })
         ));
+    }
+
+    /// A cap reached by a staged membership names the row of its event,
+    /// however many events were offered after it, and stops the counting
+    /// there.
+    #[test]
+    fn a_cap_names_the_event_whose_membership_reached_it() {
+        let matcher = PatternSet::new(&["*pastebin*"]).unwrap();
+        let grouping = Grouping::plain(6);
+        let mut engine = Engine::new(&matcher, 7, 2, &grouping);
+        let at = |row| Origin { row, offset: 100 * row };
+        let hosts = ["h1", "h2", "h1", "h3", "h1", "h4"];
+        let mut failed = None;
+        for (row, host) in hosts.iter().enumerate() {
+            match engine.offer(&event(&["1"], &["pastebin.com"], &[host]), at(row as u64)) {
+                Ok(()) => {}
+                Err(EventError::Limit(cap)) => {
+                    failed = Some(cap);
+                    break;
+                }
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        let cap = match failed {
+            Some(cap) => cap,
+            None => engine.settle().expect_err("a third group"),
+        };
+        assert_eq!(cap.at, at(3), "h3 is the third group");
+        assert!(cap.message.contains("max_groups=2"), "{}", cap.message);
+        engine.settle().expect("nothing left staged");
+        assert_eq!(engine.stats().memberships(), 3, "h1, h2, h1: counted before the cap");
     }
 }

@@ -4,7 +4,7 @@
 use super::{read, record};
 use crate::command::lists::Lists;
 use crate::command::options::Options;
-use crate::engine::{Engine, EventError};
+use crate::engine::{Engine, EventError, Origin};
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use read::{Item, Unread};
@@ -216,9 +216,9 @@ pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
             let key: Vec<&[u8]> = (0..grouping.fields).map(|i| g.field(i)).collect();
             let first = Some(g.first()).filter(|t| !t.is_empty());
             let last = Some(g.last()).filter(|t| !t.is_empty());
-            if let Err(e) = engine.merge(&key, g.count(), first, last) {
+            if let Err(e) = engine.merge(&key, g.count(), first, last, Origin::default()) {
                 let m = match e {
-                    EventError::Limit(m) => m,
+                    EventError::Limit(cap) => cap.message,
                     other => format!("{other:?}"),
                 };
                 fatal.get_or_insert(m);
@@ -344,16 +344,30 @@ fn read_one(
             }
             records += 1;
             let slotted = record::Slotted::new(&s, fields);
-            match engine.offer(&slotted) {
+            let origin = Origin {
+                row: records,
+                offset: 0,
+            };
+            match engine.offer(&slotted, origin) {
                 Ok(()) => {}
-                Err(EventError::Limit(m)) => report.fatal = Some(m),
-                Err(EventError::BrokenMultivalue { slot, at }) => warn(
-                    &mut report.lines,
-                    &format!("field {} broken at byte {at}", fields[slot]),
-                ),
+                Err(EventError::Limit(cap)) => report.fatal = Some(cap.message),
+                // A cap an earlier record's staged membership reaches came
+                // first, and stops the file there.
+                Err(EventError::BrokenMultivalue { slot, at }) => match engine.settle() {
+                    Ok(()) => warn(
+                        &mut report.lines,
+                        &format!("field {} broken at byte {at}", fields[slot]),
+                    ),
+                    Err(cap) => report.fatal = Some(cap.message),
+                },
             }
         }
-        Item::Warning(w) => warn(&mut report.lines, &w),
+        Item::Warning(w) => {
+            if let Err(cap) = engine.settle() {
+                report.fatal.get_or_insert(cap.message);
+            }
+            warn(&mut report.lines, &w)
+        }
     };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         read::read_file(path, &mut each, progress)
@@ -372,6 +386,10 @@ fn read_one(
             ));
             report.skipped = Some("read in part: the reader failed (a bug)".into());
         }
+    }
+    // The file's last records' memberships, staged in the engine.
+    if let Err(cap) = engine.settle() {
+        report.fatal.get_or_insert(cap.message);
     }
     if !quiet && warnings > MAX_WARNINGS_PER_FILE {
         report.lines.push(format!(
