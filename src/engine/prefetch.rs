@@ -1,7 +1,8 @@
 //! A hint to the CPU to start loading memory the code will read a little
-//! later. The reply walks the groups in sorted order, which meets them at
-//! random places of a table of tens of megabytes; asking for each group's
-//! lines some rows ahead turns waits for memory into work done meanwhile.
+//! later. With many groups, each lookup meets the group index, a key record
+//! and a tally at random places of tens of megabytes, and so does the
+//! reply's walk in sorted order; asking for those lines some lookups or rows
+//! ahead turns waits for memory into work done meanwhile.
 //!
 //! The one `unsafe` block outside the skimmer (SECURITY.md): the prefetch
 //! instruction reads nothing the program sees and cannot fault, and it is
