@@ -1219,4 +1219,78 @@ mod tests {
         assert_eq!(parse_number(b"."), None);
         assert_eq!(parse_number(b"1.2.3"), None);
     }
+
+    /// Memberships staged in batches (past [`STAGE_FROM`] groups) count
+    /// exactly as counting each at once would: every group's count and
+    /// `_time` extremes, against a model, with keys repeating in random
+    /// order and `_time` texts both numeric and not.
+    #[test]
+    fn staged_memberships_count_as_counted_at_once() {
+        use std::collections::BTreeMap;
+        let mut next = xorshift(0x05ee_d0f5_7a6e);
+        let groups = STAGE_FROM as u64 * 3;
+        let mut staged = Stats::new(usize::MAX, 6);
+        let mut model: BTreeMap<String, (u64, f64, f64)> = BTreeMap::new();
+        for row in 0..groups * 4 {
+            let host = format!("host{}", next(groups));
+            let time = next(1 << 20) as f64 / 4.0;
+            let text = time.to_string();
+            staged
+                .stage(
+                    &key("q", &host),
+                    &[Time::new(text.as_bytes())],
+                    Origin { row, offset: 0 },
+                )
+                .unwrap();
+            let m = model.entry(host).or_insert((0, f64::INFINITY, f64::NEG_INFINITY));
+            *m = (m.0 + 1, m.1.min(time), m.2.max(time));
+        }
+        staged.settle().unwrap();
+        assert!(staged.groups() > STAGE_FROM * 2, "most lookups were staged");
+        assert_eq!(staged.groups(), model.len());
+        for g in staged.unordered() {
+            let host = String::from_utf8(g.field(5).to_vec()).unwrap();
+            let (count, first, last) = model[&host];
+            let number = |t: &[u8]| std::str::from_utf8(t).unwrap().parse::<f64>().unwrap();
+            assert_eq!(
+                (g.count(), number(g.first()), number(g.last())),
+                (count, first, last),
+                "{host}"
+            );
+        }
+    }
+
+    /// A cap reached by a staged membership fails with the origin it was
+    /// staged with, at the same membership as counting each at once.
+    #[test]
+    fn a_staged_cap_falls_on_the_same_membership() {
+        let cap = STAGE_FROM + 100;
+        let mut staged = Stats::new(cap, 6);
+        let mut at_once = Stats::new(cap, 6);
+        let mut next = xorshift(7);
+        let mut failed = None;
+        for row in 0.. {
+            let host = format!("h{}", next(cap as u64 * 2));
+            if let Err(e) = at_once.add(&key("q", &host), &[]) {
+                failed = Some((row, e));
+                break;
+            }
+        }
+        let (row, message) = failed.expect("twice the cap of hosts passes it");
+        let mut next = xorshift(7);
+        let mut got = None;
+        for r in 0..=row + 20 {
+            let host = format!("h{}", next(cap as u64 * 2));
+            if let Err(e) = staged.stage(&key("q", &host), &[], Origin { row: r, offset: 3 * r }) {
+                got = Some(e);
+                break;
+            }
+        }
+        let got = match got {
+            Some(e) => e,
+            None => staged.settle().expect_err("the cap is passed"),
+        };
+        assert_eq!(got.at, Origin { row, offset: 3 * row });
+        assert_eq!(got.message, message);
+    }
 }
