@@ -665,23 +665,33 @@ fn distinct_groups(n: usize) -> Vec<u8> {
     body
 }
 
+/// Expect `max_groups=cap` to stop `body` (rows of [`distinct_groups`],
+/// then perhaps others) at its row `cap + 1`, naming that row and its byte
+/// offset in the request stream.
+fn expect_cap_at_row(name: &str, cap: usize, body: &[u8]) {
+    let option = format!("max_groups={cap}");
+    let header_len = csv_row(&FIELDS.map(str::as_bytes)).len();
+    let row_offset = header_len
+        + (0..cap)
+            .map(|i| format!("{i},i,pastebin.com,0,p,r,host{i}\n").len())
+            .sum::<usize>();
+    let at = getinfo(&[&option]).len() + format!("chunked 1.0,{},{}\n", LAST.len(), body.len()).len() + LAST.len();
+    expect_error(
+        name,
+        [getinfo(&[&option]), chunk(LAST, body)].concat(),
+        &format!(
+            "chunk 2, row {} (byte offset {}): more than {cap} distinct groups ({option}): narrow the search or \
+             raise max_groups",
+            cap + 1,
+            at + row_offset
+        ),
+    );
+}
+
 #[test]
 fn max_groups_breach_names_the_option() {
     let body = distinct_groups(5);
-    let input = [getinfo(&["max_groups=3"]), chunk(LAST, &body)].concat();
-    let header_len = csv_row(&FIELDS.map(str::as_bytes)).len();
-    let fourth_row = header_len + "0,i,pastebin.com,0,p,r,host0\n".len() * 3;
-    let at =
-        getinfo(&["max_groups=3"]).len() + format!("chunked 1.0,{},{}\n", LAST.len(), body.len()).len() + LAST.len();
-    expect_error(
-        "max_groups",
-        input,
-        &format!(
-            "chunk 2, row 4 (byte offset {}): more than 3 distinct groups (max_groups=3): narrow the search or raise \
-             max_groups",
-            at + fourth_row
-        ),
-    );
+    expect_cap_at_row("max_groups", 3, &body);
     // Exactly at the cap is fine.
     let replies = expect_success(
         "max_groups reached",
@@ -693,26 +703,14 @@ fn max_groups_breach_names_the_option() {
     );
 }
 
-/// Memberships are counted a few rows after they are read, so that lookups
-/// overlap: a cap reached at row 4 is still the error when a later row of
-/// the same body is broken, and names row 4.
+/// Past 4,096 groups memberships are counted a few rows after they are
+/// read, so that lookups overlap: a cap reached at row 4,101 is still the
+/// error when a later row of the same body is broken, and names its row.
 #[test]
 fn a_cap_comes_before_a_broken_row_after_it() {
-    let mut body = distinct_groups(5);
+    let mut body = distinct_groups(4_105);
     body.extend(b"9,i,pastebin.com,0,p,r,\"unclosed\n");
-    let input = [getinfo(&["max_groups=3"]), chunk(LAST, &body)].concat();
-    let fourth_row = csv_row(&FIELDS.map(str::as_bytes)).len() + "0,i,pastebin.com,0,p,r,host0\n".len() * 3;
-    let at =
-        getinfo(&["max_groups=3"]).len() + format!("chunked 1.0,{},{}\n", LAST.len(), body.len()).len() + LAST.len();
-    expect_error(
-        "max_groups before a broken row",
-        input,
-        &format!(
-            "chunk 2, row 4 (byte offset {}): more than 3 distinct groups (max_groups=3): narrow the search or raise \
-             max_groups",
-            at + fourth_row
-        ),
-    );
+    expect_cap_at_row("max_groups before a broken row", 4_100, &body);
 }
 
 #[test]

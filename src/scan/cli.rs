@@ -511,6 +511,56 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 mod tests {
     use super::*;
 
+    /// Read a JSON-lines file of `n` matching events of distinct hosts,
+    /// then `tail`, with `max_groups` of `cap`: what was reported, and the
+    /// groups counted.
+    fn read_distinct_hosts(n: usize, tail: &str, cap: usize) -> (Report, usize) {
+        let path = std::env::temp_dir().join(format!("abusedweb-staged-{}-{n}-{cap}.jsonl", std::process::id()));
+        let mut text = String::new();
+        for i in 0..n {
+            text.push_str(&format!(
+                "{{\"EventID\": 22, \"SourceName\": \"Microsoft-Windows-Sysmon\", \"Hostname\": \"host{i}\", \
+                 \"UtcTime\": \"2023-11-14 22:13:20.123\", \"QueryName\": \"a.ngrok.io\", \"QueryStatus\": \"0\", \
+                 \"QueryResults\": \"-\", \"Image\": \"C:\\\\x.exe\"}}\n"
+            ));
+        }
+        text.push_str(tail);
+        std::fs::write(&path, text).unwrap();
+        let opts = Options::parse(&[]).unwrap();
+        let fields = crate::command::required_fields(&opts);
+        let slot = fields.iter().position(|f| *f == opts.field).unwrap();
+        let grouping = opts.profile.grouping();
+        let mut engine = Engine::new(&opts.matcher, slot, cap, &grouping);
+        let (report, _) = read_one(&path, &mut engine, &fields, false, Arc::new(|_| {}));
+        std::fs::remove_file(&path).unwrap();
+        (report, engine.stats().groups())
+    }
+
+    /// Past 4,096 groups the engine counts memberships a few records after
+    /// reading them. A cap reached by one of a file's last records is found
+    /// when the file ends; one reached before a line the reader warns about
+    /// is found before that warning, which is still given, as when each
+    /// membership was counted at once.
+    #[test]
+    fn a_staged_cap_stops_the_file_as_a_cap_counted_at_once() {
+        let (report, groups) = read_distinct_hosts(4_105, "", 4_104);
+        let fatal = report.fatal.expect("the last record passes the cap");
+        assert!(fatal.contains("max_groups=4104"), "{fatal}");
+        assert!(report.lines.is_empty(), "{:?}", report.lines);
+        assert_eq!(groups, 4_104);
+
+        let (report, groups) = read_distinct_hosts(4_105, "{\"EventID\": 22, \"QueryName\": \n", 4_100);
+        let fatal = report.fatal.expect("the cap is reached");
+        assert!(fatal.contains("max_groups=4100"), "{fatal}");
+        assert_eq!(report.lines.len(), 1, "{:?}", report.lines);
+        assert!(
+            report.lines[0].contains("line 4106: not a JSON object"),
+            "{:?}",
+            report.lines
+        );
+        assert_eq!(groups, 4_100);
+    }
+
     #[test]
     fn iso_round_trip() {
         assert_eq!(iso8601("1616588712.840").unwrap(), "2021-03-24T12:25:12.840Z");
