@@ -515,7 +515,11 @@ mod tests {
     /// then `tail`, with `max_groups` of `cap`: what was reported, and the
     /// groups counted.
     fn read_distinct_hosts(n: usize, tail: &str, cap: usize) -> (Report, usize) {
-        let path = std::env::temp_dir().join(format!("abusedweb-staged-{}-{n}-{cap}.jsonl", std::process::id()));
+        // Under the build's folder: src/scan names no other part of the
+        // environment than its command line (tests/hostile.rs checks).
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("abusedweb-staged-{}-{n}-{cap}.jsonl", std::process::id()));
         let mut text = String::new();
         for i in 0..n {
             text.push_str(&format!(
