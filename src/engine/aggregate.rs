@@ -457,7 +457,6 @@ impl Stats {
         }
         let start = self.staged.bytes.len();
         if let Err(message) = lay_out(values, &mut self.staged.bytes) {
-            self.staged.bytes.truncate(start);
             self.settle()?;
             return Err(CapReached { at, message });
         }
@@ -990,7 +989,6 @@ fn compare_records(keys: &[u8], a: usize, b: usize, fields: usize, from: usize) 
     Ordering::Equal
 }
 
-/// The error when the groups would hold too many bytes.
 /// Lay a group key out as the key arena holds it (its values' end offsets,
 /// then the values end to end) at the end of `probe`, so that hashing and
 /// comparing it are one pass and one `memcmp` each, whatever the number of
@@ -1018,6 +1016,7 @@ fn prefetch_lines(bytes: &[u8]) {
     }
 }
 
+/// The error when the groups would hold too many bytes.
 fn bytes_exceeded() -> String {
     format!(
         "the result groups would hold more than {} MiB of field values and times: narrow the search",

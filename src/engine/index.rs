@@ -77,18 +77,7 @@ impl GroupIndex {
     /// will most likely compare its key with, whose lines can be asked for
     /// before that lookup.
     pub fn candidate(&self, hash: u32) -> Option<&Slot> {
-        let mask = self.slots.len() - 1;
-        let mut i = self.home(hash);
-        loop {
-            let s = &self.slots[i];
-            if s.tally == FREE {
-                return None;
-            }
-            if s.hash == hash {
-                return Some(s);
-            }
-            i = (i + 1) & mask;
-        }
+        self.find(hash, |_| true).ok()
     }
 
     /// The slot of the group with `hash` whose key `is` recognises, or the
@@ -133,16 +122,6 @@ impl GroupIndex {
             self.slots[i] = s;
         }
     }
-
-    /// Groups in the index.
-    pub fn len(&self) -> usize {
-        self.full
-    }
-
-    /// Whether the index holds no group.
-    pub fn is_empty(&self) -> bool {
-        self.full == 0
-    }
 }
 
 #[cfg(test)]
@@ -172,8 +151,8 @@ mod tests {
                     }
                     (found, expected) => prop_assert!(false, "key {key}: found {found:?}, expected {expected:?}"),
                 }
-                prop_assert_eq!(index.len(), model.len());
-                prop_assert!(index.len() * 2 <= index.slots.len());
+                prop_assert_eq!(index.full, model.len());
+                prop_assert!(index.full * 2 <= index.slots.len());
                 if let Some(c) = index.candidate(hash) {
                     prop_assert_eq!(c.hash, hash);
                 }
