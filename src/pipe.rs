@@ -7,7 +7,7 @@
 //! It changes nothing else: the same bytes arrive in the same order.
 
 /// How far splunkd may run ahead: the body decoder's window.
-pub const AHEAD: usize = crate::codec::body::WINDOW;
+pub const AHEAD: usize = 1 << 20;
 
 /// Widen stdin's pipe to [`AHEAD`] bytes when stdin is a pipe on Linux.
 /// Anything else (a file, a terminal, a limit below it in

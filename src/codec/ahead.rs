@@ -30,8 +30,9 @@ use std::thread::{Builder, Scope, ScopedJoinHandle};
 
 /// At most this many prefilter hits, and as many skimmed runs, are kept per
 /// window (a window full of them would otherwise need a list as large as
-/// itself); the decoder searches and skims past the last one itself.
-const MAX_HITS: usize = 1 << 14;
+/// itself); the decoder searches and skims past the last one itself. Under
+/// the fuzzers, 4, so that their inputs fill the lists too.
+const MAX_HITS: usize = if cfg!(fuzzing) { 4 } else { 1 << 14 };
 
 /// The worker searches at least this many eighths of each window, and more
 /// while the decoder keeps it waiting; the decoder searches the rest.

@@ -32,7 +32,12 @@ use std::sync::Mutex;
 use std::thread::Scope;
 
 /// How many body bytes one window takes; a record larger than this grows it.
-pub const WINDOW: usize = 1 << 20;
+/// The fuzzers' inputs are at most 64 KiB, so under them (`cfg(fuzzing)`)
+/// a window is 1 KiB: a body of more than one window is read ahead and
+/// handed over window by window, as a real chunk's megabytes are. (With
+/// 1 MiB windows the fuzzers reached a third fewer branches; with 256 bytes
+/// they ran 3x slower than with 1 KiB.)
+pub const WINDOW: usize = if cfg!(fuzzing) { 1024 } else { 1 << 20 };
 
 /// The room before them for the end of the window before: far more than a
 /// row of splunkd's, so a row is seldom copied twice.

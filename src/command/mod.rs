@@ -213,18 +213,21 @@ fn settle(engine: &mut Engine<'_>, decoded: Result<u64, Error>, chunk: u64, base
 /// categories (list order), and the by-field whose value they label.
 pub type Labels<'a> = (&'a PatternSet, &'a [String], &'a [String], usize);
 
-/// Bytes the body writer gathers before handing them to the output.
-const WRITE_BLOCK: usize = 64 * 1024;
+/// Bytes the body writer gathers before handing them to the output (under
+/// the fuzzers, 64, so that their replies are written in several blocks).
+const WRITE_BLOCK: usize = if cfg!(fuzzing) { 64 } else { 64 * 1024 };
 
 /// From this many groups on, a reply is sorted while it is measured, and
 /// written by two threads: each row costs a few hundred nanoseconds to
 /// measure and to format (its cells quoted, its key met at random in
-/// memory), starting a thread about a hundred microseconds.
-const PARALLEL_ROWS: usize = 4096;
+/// memory), starting a thread about a hundred microseconds. Under the
+/// fuzzers, 4 groups, so that their replies take this way too.
+const PARALLEL_ROWS: usize = if cfg!(fuzzing) { 4 } else { 4096 };
 
 /// Rows formatted in one piece by one of the two writing threads: about
-/// 100-200 KiB of output, so the two threads' pieces stay small.
-const SEGMENT_ROWS: usize = 1024;
+/// 100-200 KiB of output, so the two threads' pieces stay small. Under the
+/// fuzzers, 2.
+const SEGMENT_ROWS: usize = if cfg!(fuzzing) { 2 } else { 1024 };
 
 /// The rows of a group table, sorted and measured before any is written, so
 /// that a reply can announce its body's length in its chunk header and then

@@ -248,13 +248,14 @@ const STAGED: usize = 16;
 
 /// Groups from which memberships are staged: with fewer, the index, keys
 /// and tallies (under a megabyte) stay in the L2 cache, and a membership is
-/// counted at once, saving the copy and second probe staging costs.
-const STAGE_FROM: usize = 4096;
+/// counted at once, saving the copy and second probe staging costs. Under
+/// the fuzzers, 2, so that their few groups are staged too.
+const STAGE_FROM: usize = if cfg!(fuzzing) { 2 } else { 4096 };
 
 /// Bytes of keys and times past which the staged memberships are counted
 /// whatever their number, so that staging holds little more memory than
-/// one membership's key.
-const STAGED_BYTES: usize = 64 * 1024;
+/// one membership's key. Under the fuzzers, 256 bytes.
+const STAGED_BYTES: usize = if cfg!(fuzzing) { 256 } else { 64 * 1024 };
 
 /// Where an event came from, as its front-end counts (a row of a chunk and
 /// its byte offset there; a record of a file): the engine never reads it,
@@ -835,11 +836,13 @@ type Tied = (usize, usize, usize, usize, bool);
 
 /// After this many groups a field with more than a quarter as many distinct
 /// values is not ranked (its values would mostly be distinct throughout).
-const RANK_SAMPLE: usize = 4096;
+/// Under the fuzzers, 8, so that their few groups take both ways.
+const RANK_SAMPLE: usize = if cfg!(fuzzing) { 8 } else { 4096 };
 
 /// From this many groups the reply's sort splits its tied runs between two
-/// threads (half the runs' records each to read at random places).
-const PARALLEL_SORT: usize = 1 << 13;
+/// threads (half the runs' records each to read at random places). Under
+/// the fuzzers, 4 groups.
+const PARALLEL_SORT: usize = if cfg!(fuzzing) { 4 } else { 1 << 13 };
 
 /// The ranks of the leading by-fields that hold few distinct values, for
 /// [`Stats::sorted_keys`]: rank `r` of a field is its `r`-th smallest
