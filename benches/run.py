@@ -358,6 +358,30 @@ def time_stream(stream, py, rounds, with_peer):
     return out
 
 
+def settle(stream):
+    """Put the stream in a fresh page cache before it is checked and timed.
+
+    On this kind of VM a compile (or any job that churns memory) leaves the
+    page cache slow to read for minutes: `cat` of a 186 MB stream was seen
+    taking 30 ms instead of 10, and abusedweb 150 ms instead of 60, until
+    the cache was dropped, memory compacted and the file read again. Where
+    the kernel lets us (root), do just that; elsewhere only read the stream
+    once. Every contender reads the same cached file afterwards, so this
+    changes the noise, not the comparison. Returns what was done."""
+    done = "read once"
+    try:
+        os.sync()
+        Path("/proc/sys/vm/drop_caches").write_text("3")
+        Path("/proc/sys/vm/compact_memory").write_text("1")
+        done = "page cache dropped, memory compacted, read once"
+    except OSError:
+        pass
+    with open(stream.path, "rb") as f:
+        while f.read(1 << 20):
+            pass
+    return done
+
+
 def check_stream(stream, py, with_peer, reference=None):
     """abusedweb's rows, checked against the peer (or a reference result) and
     against genstream's count of memberships."""
@@ -751,6 +775,7 @@ def main():
 
     results, notes, six_pattern_rows = [], [], {}
     load_start = os.getloadavg()[0]
+    settled = "nothing: no stream was timed"
     for stream, is_main in plan:
         log(f"== {stream.label()}")
         try:
@@ -759,6 +784,7 @@ def main():
             notes.append(f"skipped {stream.label()}: not enough free disk ({e})")
             log(f"  skipped: {e}")
             continue
+        settled = settle(stream)
         with_peer = not args.no_peer and stream.events <= E6 and stream.patterns == 6
         reference = six_pattern_rows.get((stream.events, stream.rate)) if stream.patterns != 6 else None
         rows = check_stream(stream, py, with_peer, reference)
@@ -800,6 +826,7 @@ def main():
         prof = profile(prof_stream)
     prof_stream.remove()
 
+    notes.append(f"Before each stream was checked and timed: {settled} (see `settle` in benches/run.py).")
     notes.append("Load average (1 min) at start / end of the timed runs: "
                  f"{load_start:.2f} / {os.getloadavg()[0]:.2f}; other work on this machine inflates medians.")
     # Write once before the micro benchmarks, which take minutes, then again with them.
