@@ -22,6 +22,7 @@
 //!   detection over EVTX, JSON and XmlWinEventLog files, outside Splunk;
 //! * [`guard`]: panics become error replies;
 //! * [`pipe`]: stdin's pipe widened so splunkd can run ahead of the command;
+//! * [`placement`]: helper threads started on another CPU than their creator's;
 //! * [`error`]: the error type whose text the user sees.
 
 #![deny(missing_docs)]
@@ -32,5 +33,6 @@ pub mod engine;
 pub mod error;
 pub mod guard;
 pub mod pipe;
+pub mod placement;
 pub mod protocol;
 pub mod scan;

@@ -22,6 +22,7 @@
 
 use crate::codec::skim::{odd_quotes, skim_runs, Run};
 use crate::engine::prefilter::Prefilter;
+use crate::placement::Away;
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
@@ -314,9 +315,11 @@ impl<'scope> Ahead<'scope> {
                 .send((w, Hits::default()))
                 .expect("the channel has room for every window");
         }
+        let away = Away::from_here();
         let worker = Builder::new()
             .name("abusedweb-read".into())
             .spawn_scoped(scope, move || {
+                away.go();
                 work(body, prefilter, shared, (headroom, quoted), empty_rx, filled_tx)
             })?;
         Ok(Ahead {

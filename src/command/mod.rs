@@ -26,6 +26,7 @@ use crate::engine::aggregate::{Group, GroupId, Stats, MAX_KEY_FIELDS};
 use crate::engine::wildcard::PatternSet;
 use crate::engine::{CapReached, Engine, EventError, Origin};
 use crate::error::{Error, Position};
+use crate::placement::Away;
 use crate::protocol::chunk::{write_chunk, ChunkReader};
 use crate::protocol::metadata::{self, Action};
 use arrayvec::ArrayVec;
@@ -270,8 +271,16 @@ impl<'a> GroupRows<'a> {
         // Sorting and measuring read the groups independently: with many,
         // one thread sorts while this one measures.
         let order = std::thread::scope(|scope| {
+            let away = Away::from_here();
             let sorter = (stats.groups() >= PARALLEL_ROWS)
-                .then(|| std::thread::Builder::new().spawn_scoped(scope, || stats.order()).ok())
+                .then(|| {
+                    std::thread::Builder::new()
+                        .spawn_scoped(scope, move || {
+                            away.go();
+                            stats.order()
+                        })
+                        .ok()
+                })
                 .flatten();
             rows.measure();
             match sorter {
@@ -328,7 +337,9 @@ impl<'a> GroupRows<'a> {
         std::thread::scope(|scope| {
             let (formatted, ready) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
             let (spare, spares) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
+            let away = Away::from_here();
             let helper = std::thread::Builder::new().spawn_scoped(scope, move || {
+                away.go();
                 for segment in self.order.chunks(SEGMENT_ROWS).skip(1).step_by(2) {
                     let mut piece = spares.try_recv().unwrap_or_default();
                     piece.clear();
