@@ -25,7 +25,7 @@ use crate::engine::prefilter::Prefilter;
 use crate::placement::Away;
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::Mutex;
 use std::thread::{Builder, Scope, ScopedJoinHandle};
 
@@ -58,8 +58,11 @@ pub struct Shared {
     /// Set by the decoder when it had to wait for a window.
     starved: AtomicBool,
     /// How many eighths of each window the worker searches, then (past 8)
-    /// skims too: one less after the decoder waited, one more after it did
-    /// not.
+    /// skims too: one less after the decoder waited, one more after the
+    /// worker found the window it filled before still waiting to be taken,
+    /// the same otherwise. (One more whenever the decoder had not waited
+    /// kept the worker the busier thread: at a 1% match rate the decoder
+    /// then waited for a quarter of each chunk, the worker hardly at all.)
     eighths: AtomicUsize,
     /// The split stays at `eighths` (tests exercise each way of sharing the
     /// work so, whatever the threads' speeds).
@@ -91,13 +94,15 @@ impl Shared {
     }
 
     /// Where to stop searching, and skimming, in the window `start..end`
-    /// this time.
-    fn cut(&self, start: usize, end: usize) -> (usize, usize) {
+    /// this time; `ahead`: the worker's last window had to wait for the
+    /// decoder to take the one before.
+    fn cut(&self, start: usize, end: usize, ahead: bool) -> (usize, usize) {
         let starved = self.starved.swap(false, Ordering::Relaxed);
-        let eighths = match (starved, self.eighths()) {
-            (_, e) if self.pinned => e,
-            (true, e) => e.saturating_sub(1).max(LEAST_EIGHTHS),
-            (false, e) => (e + 1).min(MOST_EIGHTHS),
+        let eighths = match (starved, ahead, self.eighths()) {
+            (_, _, e) if self.pinned => e,
+            (true, _, e) => e.saturating_sub(1).max(LEAST_EIGHTHS),
+            (false, true, e) => (e + 1).min(MOST_EIGHTHS),
+            (false, false, e) => e,
         };
         self.eighths.store(eighths, Ordering::Relaxed);
         let at = |e: usize| if e >= 8 { end } else { start + (end - start) / 8 * e };
@@ -390,6 +395,13 @@ fn work<R: Read>(
     filled: SyncSender<Filled>,
 ) -> Vec<Vec<u8>> {
     let mut body = body.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    // The body's first window to be searched goes to the decoder as soon
+    // as it is read: the decoder, which has just started this thread, would
+    // otherwise wait for its search, and searches it itself while this
+    // thread reads the next.
+    let mut first = true;
+    // The last window had to wait for the decoder to take the one before.
+    let mut ahead = false;
     while let Ok((mut buf, mut hits)) = empty.recv() {
         let start = headroom.min(buf.len() - 1);
         let (end, ended) = fill(&mut *body, &mut buf, start);
@@ -401,8 +413,12 @@ fn work<R: Read>(
                 // it is.
                 let (search, skim) = if ended.is_some() {
                     (end, end)
+                } else if std::mem::take(&mut first) {
+                    // The decoder's wait for it says nothing of the split.
+                    shared.starved.store(false, Ordering::Relaxed);
+                    (start, start)
                 } else {
-                    shared.cut(start, end)
+                    shared.cut(start, end, ahead)
                 };
                 hits.search(p, &buf[..end], start, search);
                 quoted = hits.skim(&buf[..end], quoted, shared.fields.load(Ordering::Relaxed), skim);
@@ -413,17 +429,25 @@ fn work<R: Read>(
             }
         }
         let last = ended.is_some();
-        if filled
-            .send(Filled {
-                buf,
-                start,
-                end,
-                hits,
-                ended,
-            })
-            .is_err()
-            || last
-        {
+        let window = Filled {
+            buf,
+            start,
+            end,
+            hits,
+            ended,
+        };
+        let sent = match filled.try_send(window) {
+            Ok(()) => {
+                ahead = false;
+                Ok(())
+            }
+            Err(TrySendError::Full(window)) => {
+                ahead = true;
+                filled.send(window).map_err(|_| ())
+            }
+            Err(TrySendError::Disconnected(_)) => Err(()),
+        };
+        if sent.is_err() || last {
             break;
         }
     }
@@ -485,6 +509,75 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The split moves toward the idle thread only: one eighth less after
+    /// the decoder waited, one more after the worker did, none when neither
+    /// did; it stays within its bounds, and where tests pin it.
+    #[test]
+    fn the_split_moves_only_toward_the_thread_that_waited() {
+        let shared = Shared::new(8, false);
+        let cut = |ahead| shared.cut(0, 800, ahead);
+        assert_eq!(cut(false), (800, 0), "neither waited: 8 eighths still");
+        assert_eq!(shared.eighths(), 8);
+        assert_eq!(cut(true), (800, 100), "the worker waited: it also skims an eighth");
+        shared.starved.store(true, Ordering::Relaxed);
+        assert_eq!(
+            cut(true),
+            (800, 0),
+            "the decoder waited, which outweighs the worker's wait"
+        );
+        shared.starved.store(true, Ordering::Relaxed);
+        assert_eq!(cut(false), (700, 0), "the decoder searches an eighth");
+        assert_eq!(cut(false), (700, 0), "and the wait is counted once");
+        for _ in 0..20 {
+            shared.starved.store(true, Ordering::Relaxed);
+            cut(false);
+        }
+        assert_eq!(shared.eighths(), LEAST_EIGHTHS);
+        for _ in 0..20 {
+            cut(true);
+        }
+        assert_eq!(shared.eighths(), MOST_EIGHTHS);
+        assert_eq!(cut(false), (800, 800));
+
+        let pinned = Shared::new(5, true);
+        pinned.starved.store(true, Ordering::Relaxed);
+        assert_eq!(pinned.cut(0, 800, false), (500, 0));
+        assert_eq!(pinned.cut(0, 800, true), (500, 0));
+    }
+
+    /// The body's first searched window comes unsearched, for the decoder
+    /// to search while the worker reads on; the next ones come searched.
+    #[test]
+    fn the_first_window_comes_as_soon_as_it_is_read() {
+        let rows = b"x,pastebin.com,y\n".repeat(20);
+        let body = Mutex::new(&rows[..]);
+        let p = prefilter();
+        let shared = Shared::new(8, false);
+        shared.header_read(true, 3);
+        let searched = std::thread::scope(|s| {
+            let ahead = Ahead::start(s, &body, Some(&p), &shared, vec![vec![0; 100], vec![0; 100]], 10, false)
+                .expect("a thread");
+            let mut searched = Vec::new();
+            loop {
+                let f = ahead.next().expect("a window");
+                searched.push((f.hits.to > f.start, f.hits.list.len()));
+                let done = f.ended.is_some();
+                ahead.give_back(f.buf, f.hits);
+                if done {
+                    break;
+                }
+            }
+            ahead.finish();
+            searched
+        });
+        assert!(searched.len() > 2, "several windows: {searched:?}");
+        assert_eq!(searched[0], (false, 0), "the first is not searched");
+        assert!(
+            searched[1..].iter().all(|&(s, hits)| s && hits > 0),
+            "the rest are: {searched:?}"
+        );
     }
 
     /// The worker fills windows from the body, leaves the headroom free,
