@@ -6,7 +6,8 @@
 //! Widening the pipe to the size of the decoding window lets them overlap.
 //! It changes nothing else: the same bytes arrive in the same order.
 
-/// How far splunkd may run ahead: the body decoder's window.
+/// How far splunkd may run ahead: a megabyte, the body decoder's window
+/// ([`crate::codec::body::WINDOW`], which only the fuzzers' build shrinks).
 pub const AHEAD: usize = 1 << 20;
 
 /// Widen stdin's pipe to [`AHEAD`] bytes when stdin is a pipe on Linux.

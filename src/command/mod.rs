@@ -271,9 +271,9 @@ impl<'a> GroupRows<'a> {
         // Sorting and measuring read the groups independently: with many,
         // one thread sorts while this one measures.
         let order = std::thread::scope(|scope| {
-            let away = Away::from_here();
             let sorter = (stats.groups() >= PARALLEL_ROWS)
                 .then(|| {
+                    let away = Away::from_here();
                     std::thread::Builder::new()
                         .spawn_scoped(scope, move || {
                             away.go();
