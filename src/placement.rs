@@ -15,6 +15,20 @@
 //! (one CPU, or a cgroup's cpuset of one), or on another system, nothing
 //! happens.
 
+/// Spawn `f` on a scoped thread from `builder` that first moves off the
+/// calling thread's CPU ([`Away`]): how every helper thread is started.
+pub fn spawn_scoped<'scope, 'env, T: Send + 'scope>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    builder: std::thread::Builder,
+    f: impl FnOnce() -> T + Send + 'scope,
+) -> std::io::Result<std::thread::ScopedJoinHandle<'scope, T>> {
+    let away = Away::from_here();
+    builder.spawn_scoped(scope, move || {
+        away.go();
+        f()
+    })
+}
+
 /// Where the creating thread runs and where it may run, noted before it
 /// spawns a helper, for the helper to move away from.
 #[derive(Clone, Copy)]

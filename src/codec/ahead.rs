@@ -22,7 +22,7 @@
 
 use crate::codec::skim::{odd_quotes, skim_runs, Run};
 use crate::engine::prefilter::Prefilter;
-use crate::placement::Away;
+use crate::placement;
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
@@ -320,13 +320,9 @@ impl<'scope> Ahead<'scope> {
                 .send((w, Hits::default()))
                 .expect("the channel has room for every window");
         }
-        let away = Away::from_here();
-        let worker = Builder::new()
-            .name("abusedweb-read".into())
-            .spawn_scoped(scope, move || {
-                away.go();
-                work(body, prefilter, shared, (headroom, quoted), empty_rx, filled_tx)
-            })?;
+        let worker = placement::spawn_scoped(scope, Builder::new().name("abusedweb-read".into()), move || {
+            work(body, prefilter, shared, (headroom, quoted), empty_rx, filled_tx)
+        })?;
         Ok(Ahead {
             filled,
             empty,

@@ -26,7 +26,7 @@ use crate::engine::aggregate::{Group, GroupId, Stats, MAX_KEY_FIELDS};
 use crate::engine::wildcard::PatternSet;
 use crate::engine::{CapReached, Engine, EventError, Origin};
 use crate::error::{Error, Position};
-use crate::placement::Away;
+use crate::placement;
 use crate::protocol::chunk::{write_chunk, ChunkReader};
 use crate::protocol::metadata::{self, Action};
 use arrayvec::ArrayVec;
@@ -272,15 +272,7 @@ impl<'a> GroupRows<'a> {
         // one thread sorts while this one measures.
         let order = std::thread::scope(|scope| {
             let sorter = (stats.groups() >= PARALLEL_ROWS)
-                .then(|| {
-                    let away = Away::from_here();
-                    std::thread::Builder::new()
-                        .spawn_scoped(scope, move || {
-                            away.go();
-                            stats.order()
-                        })
-                        .ok()
-                })
+                .then(|| placement::spawn_scoped(scope, std::thread::Builder::new(), || stats.order()).ok())
                 .flatten();
             rows.measure();
             match sorter {
@@ -337,9 +329,7 @@ impl<'a> GroupRows<'a> {
         std::thread::scope(|scope| {
             let (formatted, ready) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
             let (spare, spares) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
-            let away = Away::from_here();
-            let helper = std::thread::Builder::new().spawn_scoped(scope, move || {
-                away.go();
+            let helper = placement::spawn_scoped(scope, std::thread::Builder::new(), move || {
                 for segment in self.order.chunks(SEGMENT_ROWS).skip(1).step_by(2) {
                     let mut piece = spares.try_recv().unwrap_or_default();
                     piece.clear();

@@ -17,7 +17,7 @@
 
 use super::index::{GroupIndex, Slot};
 use super::prefetch::prefetch;
-use crate::placement::Away;
+use crate::placement;
 use foldhash::fast::FixedState;
 use hashbrown::hash_table::Entry;
 use hashbrown::HashTable;
@@ -759,9 +759,7 @@ impl Stats {
                 // The helper is handed its half once it runs, so that the
                 // half stays here when no thread can start.
                 let (give, take) = std::sync::mpsc::sync_channel(1);
-                let away = Away::from_here();
-                let helper = std::thread::Builder::new().spawn_scoped(scope, move || {
-                    away.go();
+                let helper = placement::spawn_scoped(scope, std::thread::Builder::new(), move || {
                     if let Ok((entries, runs)) = take.recv() {
                         self.radix(entries, runs);
                     }
