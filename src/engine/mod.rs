@@ -200,38 +200,44 @@ impl<'p> Engine<'p> {
     /// with the next few events' or at [`settle`](Self::settle).
     pub fn offer<E: Event + ?Sized>(&mut self, event: &E, at: Origin) -> Result<(), EventError> {
         self.counters.events_read += 1;
-        let mut matched = false;
-        for value in event.field(self.match_slot).values() {
-            let value = value.map_err(|at| EventError::BrokenMultivalue {
-                slot: self.match_slot,
-                at,
-            })?;
-            if self.matcher.is_match(&value) {
-                matched = true;
-                break;
+        let matched = match event.field(self.match_slot) {
+            Field::Absent => false,
+            Field::Single(value) => self.matcher.is_match(&value),
+            multi => {
+                let mut matched = false;
+                for value in multi.values() {
+                    let value = value.map_err(|at| EventError::BrokenMultivalue {
+                        slot: self.match_slot,
+                        at,
+                    })?;
+                    if self.matcher.is_match(&value) {
+                        matched = true;
+                        break;
+                    }
+                }
+                matched
             }
-        }
+        };
         if !matched {
             return Ok(());
         }
         self.counters.events_matched += 1;
 
-        // Fast path: every by-field and `_time` single-valued (almost every
-        // Sysmon event), so the group key is borrowed straight from the record.
+        // Fast path: every by-field single-valued and borrowed (almost every
+        // Sysmon event), so the group key is borrowed straight from the
+        // record, each field read once.
         let n = self.grouping.fields;
-        let mut fields: ArrayVec<Field<'_>, MAX_KEY_FIELDS> = ArrayVec::new();
-        fields.extend((0..n).map(|i| event.field(by_slot(i))));
         let mut key: ArrayVec<&[u8], MAX_KEY_FIELDS> = ArrayVec::new();
-        for (i, field) in fields.iter().enumerate() {
-            match field {
-                Field::Single(v) => key.push(v),
+        for i in 0..n {
+            match event.field(by_slot(i)) {
+                Field::Single(Cow::Borrowed(v)) => key.push(v),
                 Field::Absent => match self.grouping.default_of(i) {
                     Some(v) => key.push(v),
                     // dropped by `stats … by`, after the slow path has checked
                     // the other fields' encodings
                     None => break,
                 },
-                Field::Multi(_) => break,
+                _ => break,
             }
         }
         if key.len() == n {
@@ -243,6 +249,7 @@ impl<'p> Engine<'p> {
         }
         drop(key);
 
+        let fields: ArrayVec<Field<'_>, MAX_KEY_FIELDS> = (0..n).map(|i| event.field(by_slot(i))).collect();
         self.scratch.clear();
         let mut by_values = std::mem::take(&mut self.by_values);
         let mut combinations: u64 = 1;
@@ -410,6 +417,43 @@ mod tests {
             host.to_vec(),
             query.to_vec(),
         ])
+    }
+
+    /// [`Plain`], but every single value copied, as a front-end copies a
+    /// value whose doubled quotes it undid.
+    struct Copied(Plain);
+
+    impl Event for Copied {
+        fn field(&self, slot: usize) -> Field<'_> {
+            match self.0.field(slot) {
+                Field::Single(v) => Field::Single(Cow::Owned(v.into_owned())),
+                other => other,
+            }
+        }
+    }
+
+    #[test]
+    fn copied_values_group_as_borrowed_ones() {
+        let patterns = PatternSet::new(&["*pastebin*"]).unwrap();
+        let grouping = Grouping::plain(6);
+        let mut engine = Engine::new(&patterns, by_slot(6), 100, &grouping);
+        for (t, copied) in [("5", false), ("3", true), ("9", true), ("4", false)] {
+            let e = event(&[t], &["pastebin.com"], &["h1"]);
+            let at = Origin::default();
+            if copied {
+                engine.offer(&Copied(e), at).unwrap();
+            } else {
+                engine.offer(&e, at).unwrap();
+            }
+        }
+        engine.settle().unwrap();
+        let groups = engine.stats().sorted();
+        assert_eq!(groups.len(), 1);
+        assert_eq!(
+            (groups[0].count(), groups[0].first(), groups[0].last()),
+            (4, &b"3"[..], &b"9"[..])
+        );
+        assert_eq!(engine.counters().events_matched, 4);
     }
 
     #[test]
