@@ -16,7 +16,7 @@
 //! were split between the indexers of a distributed search.
 
 use super::index::{GroupIndex, Slot};
-use super::prefetch::prefetch;
+use super::prefetch::{prefetch, prefetch_whole};
 use crate::placement;
 use foldhash::fast::FixedState;
 use hashbrown::hash_table::Entry;
@@ -502,7 +502,7 @@ impl Stats {
             if let Some(slot) = self.index.candidate(m.hash) {
                 let record = &self.keys[slot.key..self.keys.len().min(slot.key + RECORD_HEAD + m.probe.len())];
                 prefetch_lines(record);
-                prefetch(&self.tallies[slot.tally as usize]);
+                prefetch_whole(&self.tallies[slot.tally as usize]);
             }
         }
         let mut settled = Ok(());
@@ -676,7 +676,7 @@ impl Stats {
     /// Start loading group `id`'s tally, whose index is in its key record:
     /// call it once [`Self::prefetch_record`] has had time to bring that in.
     pub fn prefetch_tally(&self, id: GroupId) {
-        prefetch(&self.tallies[read_u32(&self.keys, id.0 + 4)]);
+        prefetch_whole(&self.tallies[read_u32(&self.keys, id.0 + 4)]);
     }
 
     /// The groups in the order they appeared: the cheapest walk, in memory order.
