@@ -6,7 +6,7 @@
 //!
 //! The one `unsafe` block outside the skimmer (SECURITY.md): the prefetch
 //! instruction reads nothing the program sees and cannot fault, and it is
-//! only ever given the address of a live reference.
+//! only ever given addresses inside a live reference's value.
 
 /// Ask for the cache line holding the start of `value`; nothing on
 /// architectures without a stable prefetch instruction.
