@@ -15,6 +15,10 @@
 //! a stretch's answer when it stands at the stretch's first row, and skims
 //! the rest itself.
 //!
+//! A new thread takes 100-300 µs to start running: until the worker takes
+//! the body's reader ([`Body`]), the decoder reads on and decodes by itself
+//! rather than wait for its first window.
+//!
 //! The worker reads no further than the body reader lets it (the declared
 //! body), and at most two windows ahead. Read errors travel with the bytes
 //! read before them, so the decoder reports them at the same row as when it
@@ -26,7 +30,7 @@ use crate::placement;
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, TryLockError};
 use std::thread::{Builder, Scope, ScopedJoinHandle};
 
 /// At most this many prefilter hits, and as many skimmed runs, are kept per
@@ -67,6 +71,18 @@ pub struct Shared {
     /// The split stays at `eighths` (tests exercise each way of sharing the
     /// work so, whatever the threads' speeds).
     pinned: bool,
+    /// Reads the decoder made itself while the worker was starting.
+    reads_here: AtomicUsize,
+    /// The worker is about to take the body: the decoder reads no more, so
+    /// that the worker does not wait for the lock while the decoder takes
+    /// it again and again.
+    taking: AtomicBool,
+    /// Tests: the worker takes the body only after the decoder made this
+    /// many reads of its own (or finished), so that the decoder's reading
+    /// on while a new thread starts happens whatever the threads' speeds.
+    hold: usize,
+    /// The decoder is done with the body: a held worker stops waiting.
+    done: AtomicBool,
 }
 
 impl Shared {
@@ -79,13 +95,30 @@ impl Shared {
             fields: AtomicUsize::new(0),
             starved: AtomicBool::new(false),
             eighths: AtomicUsize::new(eighths.clamp(LEAST_EIGHTHS, MOST_EIGHTHS)),
+            reads_here: AtomicUsize::new(0),
+            taking: AtomicBool::new(false),
+            hold: 0,
+            done: AtomicBool::new(false),
         }
+    }
+
+    /// Tests: keep the worker from taking the body until the decoder has
+    /// made `reads` reads of its own ([`Body::while_starting`]).
+    pub fn hold_worker(mut self, reads: usize) -> Self {
+        self.hold = reads;
+        self
     }
 
     /// The header is read: search (when `skimming`) and skim rows of `fields` fields.
     pub fn header_read(&self, skimming: bool, fields: usize) {
         self.fields.store(fields, Ordering::Relaxed);
         self.search.store(skimming, Ordering::Release);
+    }
+
+    /// The decoder is done with the body, whether it ended or failed: a
+    /// worker held back from it ([`Self::hold_worker`]) stops waiting.
+    pub fn body_done(&self) {
+        self.done.store(true, Ordering::Release);
     }
 
     /// How many eighths the worker searched last: where the next body starts.
@@ -112,6 +145,67 @@ impl Shared {
 
 /// How many windows circulate through the worker (the decoder holds one more).
 pub const WINDOWS_AHEAD: usize = 2;
+
+/// A body's reader, shared by the decoder and the worker.
+///
+/// The decoder reads the start of a body; the worker, once started, reads
+/// the rest. A new thread took 100-300 µs to start running here (on a
+/// 2-CPU virtual machine, with its move to the other CPU), and the decoder
+/// had waited that long at the start of every chunk, about 6% of a search
+/// at a 1% match rate: now it reads on and decodes while the worker
+/// starts, until the worker takes the reader ([`Self::while_starting`]).
+#[derive(Debug)]
+pub struct Body<R> {
+    reader: R,
+    /// The bytes read so far hold an odd number of quotes: the quote state
+    /// the worker starts skimming with.
+    quoted: bool,
+    /// The worker has taken the reader: from then on only it reads, so the
+    /// decoder never reads past bytes the worker has yet to hand over.
+    taken: bool,
+}
+
+impl<R: Read> Body<R> {
+    /// The body read by `reader`, nothing read yet.
+    pub fn new(reader: R) -> Self {
+        Body {
+            reader,
+            quoted: false,
+            taken: false,
+        }
+    }
+
+    /// Read into `buf` from `from` on ([`fill`]), keeping the quote state.
+    pub fn fill(&mut self, buf: &mut [u8], from: usize) -> (usize, Option<io::Result<()>>) {
+        let (end, ended) = fill(&mut self.reader, buf, from);
+        self.quoted ^= odd_quotes(&buf[from..end]);
+        (end, ended)
+    }
+
+    /// The reader for the decoder to read on with while the worker of
+    /// `shared` starts: `None` once the worker has taken it (or holds it
+    /// right now), and the decoder must wait for its windows.
+    pub fn while_starting<'b>(body: &'b Mutex<Self>, shared: &Shared) -> Option<MutexGuard<'b, Self>> {
+        if shared.taking.load(Ordering::Acquire) {
+            return None;
+        }
+        // A new thread starts on its creator's CPU, where the decoder
+        // would keep it from running (until it moves away, see
+        // `placement`): let it run first.
+        std::thread::yield_now();
+        let body = match body.try_lock() {
+            Ok(body) => body,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
+        };
+        if body.taken {
+            return None;
+        }
+        // A held worker (tests) waits for the lock from here on.
+        shared.reads_here.fetch_add(1, Ordering::Release);
+        Some(body)
+    }
+}
 
 /// The prefilter's hits in one window: the ones the worker found ahead, and
 /// the decoder's own searches where the worker did not look.
@@ -299,19 +393,17 @@ pub struct Ahead<'scope> {
 }
 
 impl<'scope> Ahead<'scope> {
-    /// Start a worker reading `body` into `windows` (each as long as the
-    /// decoder's), leaving `headroom` bytes free at the front of each, and
-    /// searching each with `prefilter` as `shared` says. `quoted`: whether
-    /// the body's bytes before the worker's hold an odd number of quotes.
-    /// An error when the thread could not start: the caller reads on itself.
+    /// Start a worker reading the rest of `body` into `windows` (each as
+    /// long as the decoder's), leaving `headroom` bytes free at the front
+    /// of each, and searching each with `prefilter` as `shared` says. An
+    /// error when the thread could not start: the caller reads on itself.
     pub fn start<'env, R: Read + Send>(
         scope: &'scope Scope<'scope, 'env>,
-        body: &'env Mutex<R>,
+        body: &'env Mutex<Body<R>>,
         prefilter: Option<&'env Prefilter>,
         shared: &'env Shared,
         windows: Vec<Vec<u8>>,
         headroom: usize,
-        quoted: bool,
     ) -> io::Result<Self> {
         let (filled_tx, filled) = sync_channel(1);
         let (empty, empty_rx) = sync_channel(WINDOWS_AHEAD);
@@ -321,7 +413,7 @@ impl<'scope> Ahead<'scope> {
                 .expect("the channel has room for every window");
         }
         let worker = placement::spawn_scoped(scope, Builder::new().name("abusedweb-read".into()), move || {
-            work(body, prefilter, shared, (headroom, quoted), empty_rx, filled_tx)
+            work(body, prefilter, shared, headroom, empty_rx, filled_tx)
         })?;
         Ok(Ahead {
             filled,
@@ -329,6 +421,11 @@ impl<'scope> Ahead<'scope> {
             worker,
             shared,
         })
+    }
+
+    /// The next window if the worker has filled one already.
+    pub fn ready(&self) -> Option<Filled> {
+        self.filled.try_recv().ok()
     }
 
     /// The next window, waiting for the worker; an error when the worker is
@@ -355,8 +452,12 @@ impl<'scope> Ahead<'scope> {
     /// Wait for the worker to stop and take back the windows it held.
     pub fn finish(self) -> Vec<Vec<u8>> {
         let Ahead {
-            filled, empty, worker, ..
+            filled,
+            empty,
+            worker,
+            shared,
         } = self;
+        shared.body_done();
         drop(empty);
         drop(filled);
         worker.join().unwrap_or_default()
@@ -383,14 +484,21 @@ pub fn fill<R: Read + ?Sized>(body: &mut R, buf: &mut [u8], from: usize) -> (usi
 /// The worker: fill each window it is given, search it, pass it on; stop
 /// after the body's end or a failed read, or when the decoder hangs up.
 fn work<R: Read>(
-    body: &Mutex<R>,
+    body: &Mutex<Body<R>>,
     prefilter: Option<&Prefilter>,
     shared: &Shared,
-    (headroom, mut quoted): (usize, bool),
+    headroom: usize,
     empty: Receiver<Spare>,
     filled: SyncSender<Filled>,
 ) -> Vec<Vec<u8>> {
+    while shared.reads_here.load(Ordering::Acquire) < shared.hold && !shared.done.load(Ordering::Acquire) {
+        std::thread::yield_now();
+    }
+    shared.taking.store(true, Ordering::Release);
     let mut body = body.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    body.taken = true;
+    let mut quoted = body.quoted;
+    let body = &mut body.reader;
     // The body's first window to be searched goes to the decoder as soon
     // as it is read: the decoder, which has just started this thread, would
     // otherwise wait for its search, and searches it itself while this
@@ -548,13 +656,13 @@ mod tests {
     #[test]
     fn the_first_window_comes_as_soon_as_it_is_read() {
         let rows = b"x,pastebin.com,y\n".repeat(20);
-        let body = Mutex::new(&rows[..]);
+        let body = Mutex::new(Body::new(&rows[..]));
         let p = prefilter();
         let shared = Shared::new(8, false);
         shared.header_read(true, 3);
         let searched = std::thread::scope(|s| {
-            let ahead = Ahead::start(s, &body, Some(&p), &shared, vec![vec![0; 100], vec![0; 100]], 10, false)
-                .expect("a thread");
+            let ahead =
+                Ahead::start(s, &body, Some(&p), &shared, vec![vec![0; 100], vec![0; 100]], 10).expect("a thread");
             let mut searched = Vec::new();
             loop {
                 let f = ahead.next().expect("a window");
@@ -581,11 +689,10 @@ mod tests {
     #[test]
     fn the_worker_fills_windows_and_reports_the_end() {
         let body: Vec<u8> = (0..100u8).collect();
-        let body = Mutex::new(&body[..]);
+        let body = Mutex::new(Body::new(&body[..]));
         let shared = Shared::new(8, false);
         let (got, spare) = std::thread::scope(|s| {
-            let ahead =
-                Ahead::start(s, &body, None, &shared, vec![vec![0; 40], vec![0; 40]], 8, false).expect("a thread");
+            let ahead = Ahead::start(s, &body, None, &shared, vec![vec![0; 40], vec![0; 40]], 8).expect("a thread");
             let mut got = Vec::new();
             loop {
                 let f = ahead.next().expect("a window");
@@ -618,11 +725,10 @@ mod tests {
                 Ok(n)
             }
         }
-        let body = Mutex::new(Fails(50));
+        let body = Mutex::new(Body::new(Fails(50)));
         let shared = Shared::new(8, false);
         let (bytes, error) = std::thread::scope(|s| {
-            let ahead =
-                Ahead::start(s, &body, None, &shared, vec![vec![0; 32], vec![0; 32]], 4, false).expect("a thread");
+            let ahead = Ahead::start(s, &body, None, &shared, vec![vec![0; 32], vec![0; 32]], 4).expect("a thread");
             let mut bytes = 0;
             let error = loop {
                 let f = ahead.next().expect("a window");

@@ -20,7 +20,7 @@
 //! of ASCII letters and digits, otherwise quoted with quotes doubled. That
 //! also protects values with leading or trailing blanks (scp2.md §18.3).
 
-use crate::codec::ahead::{self, Ahead, Filled, Hits, Shared};
+use crate::codec::ahead::{self, Ahead, Body, Filled, Hits, Shared};
 use crate::codec::{multivalue, skim};
 use crate::engine::prefilter::Prefilter;
 use crate::engine::Event;
@@ -80,6 +80,9 @@ pub struct Decoder {
     searched_eighths: usize,
     /// Tests hold the split of the work at `searched_eighths`.
     pinned: bool,
+    /// Tests keep the worker from taking the body before the decoder made
+    /// this many reads of its own ([`Shared::hold_worker`]).
+    hold_worker: usize,
 }
 
 /// The current row of a chunk body, handed to the caller's closure.
@@ -313,7 +316,7 @@ fn scan_bytes(data: &[u8], start: usize, eof: bool, ends: &mut Vec<usize>) -> Sc
 /// Where one body's bytes come from, for the whole of [`Decoder::decode`].
 struct Input<'scope, 'env, R> {
     scope: &'scope Scope<'scope, 'env>,
-    body: &'env Mutex<R>,
+    body: &'env Mutex<Body<R>>,
     prefilter: Option<&'env Prefilter>,
     /// What the decoder and the worker tell each other.
     shared: &'env Shared,
@@ -338,6 +341,7 @@ impl Decoder {
             headroom: HEADROOM,
             searched_eighths: 8,
             pinned: false,
+            hold_worker: 0,
         }
     }
 
@@ -369,8 +373,8 @@ impl Decoder {
         F: FnMut(&Row<'_>) -> Result<(), Error>,
     {
         let prefilter = self.prefilter.take();
-        let shared = Shared::new(self.searched_eighths, self.pinned);
-        let body = Mutex::new(body);
+        let shared = Shared::new(self.searched_eighths, self.pinned).hold_worker(self.hold_worker);
+        let body = Mutex::new(Body::new(body));
         let result = std::thread::scope(|scope| {
             let input = Input {
                 scope,
@@ -378,7 +382,9 @@ impl Decoder {
                 prefilter: prefilter.as_ref(),
                 shared: &shared,
             };
-            self.decode_from(input, chunk, base_offset, &mut each_row)
+            let decoded = self.decode_from(input, chunk, base_offset, &mut each_row);
+            shared.body_done();
+            decoded
         });
         self.prefilter = prefilter;
         self.searched_eighths = shared.eighths();
@@ -424,8 +430,6 @@ impl Decoder {
         // The first read did not reach the body's end: read the rest ahead,
         // from when the header has told the worker what to look for.
         let mut read_ahead = false;
-        // Whether the bytes read here so far hold an odd number of quotes.
-        let mut quoted = false;
         loop {
             while skimming && pos < filled {
                 // Where the worker skimmed from this row, its answer is the
@@ -473,7 +477,7 @@ impl Decoder {
                         skimming = input.prefilter.is_some() && self.columns.present & self.skim_unless == 0;
                         input.shared.header_read(skimming, self.columns.count);
                         if std::mem::take(&mut read_ahead) {
-                            ahead = self.start_ahead(&input, quoted);
+                            ahead = self.start_ahead(&input);
                         }
                     } else {
                         rows += 1;
@@ -512,7 +516,7 @@ impl Decoder {
                     }
                     if std::mem::take(&mut read_ahead) {
                         // A header longer than the first read.
-                        ahead = self.start_ahead(&input, quoted);
+                        ahead = self.start_ahead(&input);
                     }
                     let Some(worker) = &ahead else {
                         hits.forget();
@@ -520,7 +524,7 @@ impl Decoder {
                         // body that ends there needs no thread, and a longer
                         // one is read (and searched) ahead almost entirely.
                         let upto = if first_fill { self.headroom } else { self.window.len() };
-                        quoted ^= self.read_here(
+                        self.read_here(
                             input.body,
                             upto,
                             (&mut pos, &mut filled, &mut window_offset),
@@ -531,7 +535,28 @@ impl Decoder {
                         first_fill = false;
                         continue;
                     };
-                    let f = match worker.next() {
+                    let next = match worker.ready() {
+                        Some(f) => Ok(f),
+                        None => match Body::while_starting(input.body, input.shared) {
+                            // The worker is still starting: read on here
+                            // rather than wait for it.
+                            Some(mut body) => {
+                                hits.forget();
+                                // As much again as the first read.
+                                let upto = filled - pos + self.headroom;
+                                self.read_into(
+                                    &mut body,
+                                    upto,
+                                    (&mut pos, &mut filled, &mut window_offset),
+                                    &mut eof,
+                                    &mut failed_read,
+                                );
+                                continue;
+                            }
+                            None => worker.next(),
+                        },
+                    };
+                    let f = match next {
                         Ok(f) => f,
                         Err(e) => {
                             failed_read = Some(e);
@@ -616,40 +641,45 @@ impl Decoder {
         }
     }
 
-    /// Read more of the body on this thread, after the unfinished record;
-    /// whether the bytes read hold an odd number of quotes.
+    /// Read more of the body on this thread, after the unfinished record,
+    /// up to window byte `upto` (at least one byte).
     fn read_here<R: Read>(
         &mut self,
-        body: &Mutex<R>,
+        body: &Mutex<Body<R>>,
+        upto: usize,
+        at: (&mut usize, &mut usize, &mut u64),
+        eof: &mut bool,
+        failed_read: &mut Option<io::Error>,
+    ) {
+        let mut body = body.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.read_into(&mut body, upto, at, eof, failed_read);
+    }
+
+    /// [`Self::read_here`] from a reader already held.
+    fn read_into<R: Read>(
+        &mut self,
+        body: &mut Body<R>,
         upto: usize,
         (pos, filled, window_offset): (&mut usize, &mut usize, &mut u64),
         eof: &mut bool,
         failed_read: &mut Option<io::Error>,
-    ) -> bool {
+    ) {
         self.make_room(pos, filled, window_offset);
         let upto = upto.max(*filled + 1).min(self.window.len());
-        let mut body = body.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         // Fill the whole window before scanning again: the unfinished record
         // is rescanned from its start, so rescanning after every short read
         // (64 KiB from a pipe) made one large record cost quadratic time.
         // Filled, a record is rescanned only when the window doubles. A read
         // error waits until the rows already read are done, so it names the
         // row it happened in.
-        let (end, ended) = ahead::fill(&mut *body, &mut self.window[..upto], *filled);
-        let quoted = skim::odd_quotes(&self.window[*filled..end]);
+        let (end, ended) = body.fill(&mut self.window[..upto], *filled);
         *filled = end;
         Self::ended(ended, eof, failed_read);
-        quoted
     }
 
-    /// Start the worker for the rest of the body, after bytes holding an
-    /// odd number of quotes if `quoted`; `None` (read here) when the thread
-    /// cannot start.
-    fn start_ahead<'scope, 'env, R: Read + Send>(
-        &mut self,
-        input: &Input<'scope, 'env, R>,
-        quoted: bool,
-    ) -> Option<Ahead<'scope>> {
+    /// Start the worker for the rest of the body; `None` (read here) when
+    /// the thread cannot start.
+    fn start_ahead<'scope, 'env, R: Read + Send>(&mut self, input: &Input<'scope, 'env, R>) -> Option<Ahead<'scope>> {
         let mut windows = std::mem::take(&mut self.spare);
         windows.resize_with(ahead::WINDOWS_AHEAD, || vec![0; self.window_len()]);
         Ahead::start(
@@ -659,7 +689,6 @@ impl Decoder {
             input.shared,
             windows,
             self.headroom,
-            quoted,
         )
         .ok()
     }
@@ -1202,7 +1231,7 @@ mod tests {
         step: usize,
         (window, headroom): (usize, usize),
         literals: Option<&[Vec<u8>]>,
-        eighths: Option<usize>,
+        (eighths, hold): (Option<usize>, usize),
     ) -> (Result<u64, String>, Vec<Seen>, u64) {
         struct Steps<'a>(&'a [u8], usize);
         impl Read for Steps<'_> {
@@ -1221,6 +1250,7 @@ mod tests {
             d.searched_eighths = e;
             d.pinned = true;
         }
+        d.hold_worker = hold;
         if let Some(l) = literals {
             d.skim_with(Prefilter::new(l).expect("a prefilter"), 0);
         }
@@ -1270,6 +1300,11 @@ mod tests {
             eighths in proptest::prop_oneof![
                 proptest::strategy::Just(None), proptest::strategy::Just(Some(2)), proptest::strategy::Just(Some(16)),
             ],
+            // The decoder reads on while the worker starts: as the thread's
+            // start allows, for so many reads, or for the whole body.
+            hold in proptest::prop_oneof![
+                proptest::strategy::Just(0), 1usize..4, proptest::strategy::Just(usize::MAX),
+            ],
         ) {
             let mut body = b"f0,\"f1\",f2\n".to_vec();
             for (i, (cell, sep)) in cells.iter().zip(&seps).enumerate() {
@@ -1285,11 +1320,11 @@ mod tests {
             }
             let literals = [b"pastebin".to_vec(), b"ngrok.io".to_vec()];
             // The reference reads the whole body in one window, on one thread.
-            let (all_result, all, _) = decode_rows(&body, step, (1 << 16, 0), None, None);
-            let (small_result, small, _) = decode_rows(&body, step, (window, headroom), None, None);
+            let (all_result, all, _) = decode_rows(&body, step, (1 << 16, 0), None, (None, 0));
+            let (small_result, small, _) = decode_rows(&body, step, (window, headroom), None, (None, hold));
             proptest::prop_assert_eq!(&small_result, &all_result);
             proptest::prop_assert_eq!(&small, &all);
-            let (result, seen, skipped) = decode_rows(&body, step, (window, headroom), Some(&literals), eighths);
+            let (result, seen, skipped) = decode_rows(&body, step, (window, headroom), Some(&literals), (eighths, hold));
             proptest::prop_assert_eq!(&result, &all_result);
             let holds = |fields: &Vec<Vec<Vec<u8>>>| fields.iter().flatten().any(|v| {
                 literals.iter().any(|l| v.windows(l.len()).any(|w| w.eq_ignore_ascii_case(l)))
@@ -1336,13 +1371,16 @@ mod tests {
                 let stray = if broken_at == Some(i) { "\"" } else { "" };
                 body.extend_from_slice(format!("{value},{host}{stray},\"{i}\"\n").as_bytes());
             }
-            let (all_result, all, _) = decode_rows(&body, 1 << 20, (1 << 22, 0), None, None);
-            for ((step, window, headroom), eighths) in
+            let (all_result, all, _) = decode_rows(&body, 1 << 20, (1 << 22, 0), None, (None, 0));
+            // The decoder reads on while the worker starts, as the thread's
+            // start allows, or for 3 reads first.
+            for ((step, window, headroom), eighths, hold) in
                 [(4096, 4096, 512), (1000, 8192, 64), (1 << 16, 1 << 14, 1 << 11)]
                     .into_iter()
-                    .flat_map(|w| [(w, None), (w, Some(12)), (w, Some(16))])
+                    .flat_map(|w| [(w, None, 0), (w, Some(12), 3), (w, Some(16), 0)])
             {
-                let (result, seen, skipped) = decode_rows(&body, step, (window, headroom), Some(&literals), eighths);
+                let (result, seen, skipped) =
+                    decode_rows(&body, step, (window, headroom), Some(&literals), (eighths, hold));
                 assert_eq!(result, all_result, "window {window}");
                 let wanted: Vec<_> = all
                     .iter()
