@@ -101,7 +101,7 @@ fn split_rows(body: &[u8]) -> usize {
     for nl in memchr::memchr_iter(b'\n', body) {
         quotes += memchr::memchr_iter(b'"', &body[start..nl]).count();
         start = nl;
-        if quotes % 2 == 0 {
+        if quotes.is_multiple_of(2) {
             rows += 1;
         }
     }

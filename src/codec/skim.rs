@@ -6,7 +6,7 @@
 //! The others only need to be counted — and checked, since a malformed row
 //! must still be an error — which [`skim`] does far cheaper than the
 //! tokeniser: each 64-byte block is classified into bit masks of its quotes,
-//! commas and LFs (SSE2 or AVX2 on x86_64, NEON on aarch64), and the quoted
+//! commas and LFs (SSE2, AVX2 or AVX-512 on x86_64, NEON on aarch64), and the quoted
 //! regions follow from a prefix XOR of the quote mask (a position is inside
 //! quotes exactly when an odd number of quotes precede it, doubled quotes
 //! included; one carry-less multiplication with AVX2). A row ends at an LF
@@ -107,14 +107,47 @@ impl Classify for Avx2 {
     #[inline(always)]
     fn prefix_xor(x: u64) -> u64 {
         use std::arch::x86_64::{_mm_clmulepi64_si128, _mm_cvtsi128_si64, _mm_set1_epi8, _mm_set_epi64x};
-        // SAFETY: reached only through `skim_avx2`, called after the CPU was
-        // seen to have PCLMULQDQ; no memory is touched.
+        // SAFETY: reached only through the `_avx2` and `_avx512` entries,
+        // called after the CPU was seen to have PCLMULQDQ; no memory is
+        // touched.
         unsafe {
             _mm_cvtsi128_si64(_mm_clmulepi64_si128::<0>(
                 _mm_set_epi64x(0, x as i64),
                 _mm_set1_epi8(-1),
             )) as u64
         }
+    }
+}
+
+/// AVX-512 (BW), checked for at run time: one compare per class gives a
+/// block's whole mask, against two compares, two moves, a shift and an OR
+/// with AVX2.
+#[cfg(target_arch = "x86_64")]
+struct Avx512;
+
+#[cfg(target_arch = "x86_64")]
+impl Classify for Avx512 {
+    /// Only ever inlined into the `_avx512` entries, which enable AVX-512.
+    #[inline(always)]
+    fn classify(block: &[u8; 64]) -> Masks {
+        use std::arch::x86_64::{_mm512_cmpeq_epi8_mask, _mm512_loadu_si512, _mm512_set1_epi8};
+        // SAFETY: reached only through the `_avx512` entries, called after
+        // the CPU was seen to have AVX-512 F and BW; the 64 bytes read are
+        // `block` (an unaligned load is allowed).
+        unsafe {
+            let v = _mm512_loadu_si512(block.as_ptr().cast());
+            Masks {
+                quote: _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(b'"' as i8)),
+                comma: _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(b',' as i8)),
+                lf: _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(b'\n' as i8)),
+            }
+        }
+    }
+
+    /// As AVX2's: the AVX-512 entries enable PCLMULQDQ too.
+    #[inline(always)]
+    fn prefix_xor(x: u64) -> u64 {
+        Avx2::prefix_xor(x)
     }
 }
 
@@ -192,18 +225,19 @@ fn prefix_xor(mut x: u64) -> u64 {
     x
 }
 
-/// Call `$with` compiled for this CPU's [`Classify`], or `$avx2` (the same,
-/// compiled for AVX2 with POPCNT, BMI1 and PCLMULQDQ) on x86_64 CPUs that
-/// have them: every public entry of the skimmer dispatches this way.
+/// Call `$with` compiled for this CPU's [`Classify`]: `$avx512` (the same,
+/// compiled for AVX-512 BW) on x86_64 CPUs that have it, else `$avx2`
+/// (compiled for AVX2 with POPCNT, BMI1 and PCLMULQDQ) on those that have
+/// them: every public entry of the skimmer dispatches this way.
 macro_rules! by_cpu {
-    ($avx2:ident, $with:ident($($arg:expr),*)) => {{
+    ($avx512:ident, $avx2:ident, $with:ident($($arg:expr),*)) => {{
         #[cfg(target_arch = "x86_64")]
         {
-            if is_x86_feature_detected!("avx2")
-                && is_x86_feature_detected!("popcnt")
-                && is_x86_feature_detected!("bmi1")
-                && is_x86_feature_detected!("pclmulqdq")
-            {
+            if has_avx2() {
+                if has_avx512() {
+                    // SAFETY: the CPU has the features the function is compiled for.
+                    return unsafe { $avx512($($arg),*) };
+                }
                 // SAFETY: the CPU has the features the function is compiled for.
                 return unsafe { $avx2($($arg),*) };
             }
@@ -218,6 +252,24 @@ macro_rules! by_cpu {
             $with::<Scalar>($($arg),*)
         }
     }};
+}
+
+/// The CPU has what the `_avx2` entries are compiled for.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn has_avx2() -> bool {
+    is_x86_feature_detected!("avx2")
+        && is_x86_feature_detected!("popcnt")
+        && is_x86_feature_detected!("bmi1")
+        && is_x86_feature_detected!("pclmulqdq")
+}
+
+/// The CPU has what the `_avx512` entries are compiled for, on top of
+/// [`has_avx2`]'s features.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn has_avx512() -> bool {
+    is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")
 }
 
 /// What [`skim`] did.
@@ -237,7 +289,7 @@ pub struct Skimmed {
 /// possible-match position at or after `from` (`usize::MAX` for none); it is
 /// only asked for positions at row starts, in increasing order.
 pub fn skim(data: &[u8], start: usize, fields: usize, candidate: impl FnMut(usize) -> usize) -> Skimmed {
-    by_cpu!(skim_avx2, skim_with(data, start, fields, candidate))
+    by_cpu!(skim_avx512, skim_avx2, skim_with(data, start, fields, candidate))
 }
 
 /// Whether `data` holds an odd number of double quotes: the quote state the
@@ -245,7 +297,7 @@ pub fn skim(data: &[u8], start: usize, fields: usize, candidate: impl FnMut(usiz
 /// same block classes as the skim's (a quote mask per 64 bytes, folded by
 /// XOR, counted once).
 pub fn odd_quotes(data: &[u8]) -> bool {
-    by_cpu!(odd_quotes_avx2, odd_quotes_with(data))
+    by_cpu!(odd_quotes_avx512, odd_quotes_avx2, odd_quotes_with(data))
 }
 
 /// [`odd_quotes_with`] compiled for AVX2 CPUs.
@@ -253,6 +305,13 @@ pub fn odd_quotes(data: &[u8]) -> bool {
 #[target_feature(enable = "avx2,popcnt,bmi1,pclmulqdq")]
 unsafe fn odd_quotes_avx2(data: &[u8]) -> bool {
     odd_quotes_with::<Avx2>(data)
+}
+
+/// [`odd_quotes_with`] compiled for AVX-512 CPUs.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx2,popcnt,bmi1,pclmulqdq")]
+unsafe fn odd_quotes_avx512(data: &[u8]) -> bool {
+    odd_quotes_with::<Avx512>(data)
 }
 
 #[inline(always)]
@@ -272,6 +331,13 @@ fn odd_quotes_with<C: Classify>(data: &[u8]) -> bool {
 #[target_feature(enable = "avx2,popcnt,bmi1,pclmulqdq")]
 unsafe fn skim_avx2(data: &[u8], start: usize, fields: usize, candidate: impl FnMut(usize) -> usize) -> Skimmed {
     skim_with::<Avx2>(data, start, fields, candidate)
+}
+
+/// [`skim_with`] compiled for AVX-512 CPUs, as [`skim_avx2`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx2,popcnt,bmi1,pclmulqdq")]
+unsafe fn skim_avx512(data: &[u8], start: usize, fields: usize, candidate: impl FnMut(usize) -> usize) -> Skimmed {
+    skim_with::<Avx512>(data, start, fields, candidate)
 }
 
 /// What one block says about row structure, once its carries are applied.
@@ -449,7 +515,7 @@ fn skim_with<C: Classify>(
 /// twenty-odd cells cost a few instructions each, where a search per cell
 /// costs a call and a set-up.
 pub fn cells(data: &[u8], start: usize, cut: impl FnMut(usize)) -> Option<usize> {
-    by_cpu!(cells_avx2, cells_with(data, start, cut))
+    by_cpu!(cells_avx512, cells_avx2, cells_with(data, start, cut))
 }
 
 /// [`cells_with`] compiled for AVX2 CPUs, as [`skim_avx2`].
@@ -457,6 +523,13 @@ pub fn cells(data: &[u8], start: usize, cut: impl FnMut(usize)) -> Option<usize>
 #[target_feature(enable = "avx2,popcnt,bmi1,pclmulqdq")]
 unsafe fn cells_avx2(data: &[u8], start: usize, cut: impl FnMut(usize)) -> Option<usize> {
     cells_with::<Avx2>(data, start, cut)
+}
+
+/// [`cells_with`] compiled for AVX-512 CPUs, as [`skim_avx2`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx2,popcnt,bmi1,pclmulqdq")]
+unsafe fn cells_avx512(data: &[u8], start: usize, cut: impl FnMut(usize)) -> Option<usize> {
+    cells_with::<Avx512>(data, start, cut)
 }
 
 #[inline(always)]
@@ -519,6 +592,7 @@ pub fn skim_runs(
     (runs, max_runs): (&mut Vec<Run>, usize),
 ) -> bool {
     by_cpu!(
+        runs_avx512,
         runs_avx2,
         runs_with(data, start, quoted, fields, candidate, (runs, max_runs))
     )
@@ -536,6 +610,20 @@ unsafe fn runs_avx2(
     runs: (&mut Vec<Run>, usize),
 ) -> bool {
     runs_with::<Avx2>(data, start, quoted, fields, candidate, runs)
+}
+
+/// [`runs_with`] compiled for AVX-512 CPUs, as [`skim_avx2`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx2,popcnt,bmi1,pclmulqdq")]
+unsafe fn runs_avx512(
+    data: &[u8],
+    start: usize,
+    quoted: bool,
+    fields: usize,
+    candidate: impl FnMut(usize) -> usize,
+    runs: (&mut Vec<Run>, usize),
+) -> bool {
+    runs_with::<Avx512>(data, start, quoted, fields, candidate, runs)
 }
 
 #[inline(always)]
@@ -628,6 +716,15 @@ pub(crate) mod tests {
             #[cfg(target_arch = "x86_64")]
             with(|cut| cells_with::<Sse2>(data, start, cut)),
         ];
+        #[cfg(target_arch = "x86_64")]
+        let all = {
+            let mut all = all;
+            if has_avx2() {
+                // SAFETY: the CPU has the features (`cells` may have taken AVX-512).
+                all.push(with(|cut| unsafe { cells_avx2(data, start, cut) }));
+            }
+            all
+        };
         assert!(all.iter().all(|c| c == &all[0]), "the classifiers disagree: {all:?}");
         all
     }
@@ -647,6 +744,10 @@ pub(crate) mod tests {
                     // SAFETY: the CPU has AVX2.
                     assert_eq!(unsafe { avx2_classify(&block) }, classify_scalar(&block), "{block:?}");
                 }
+                if has_avx512() {
+                    // SAFETY: the CPU has AVX-512 F and BW.
+                    assert_eq!(unsafe { avx512_classify(&block) }, classify_scalar(&block), "{block:?}");
+                }
             }
             #[cfg(target_arch = "aarch64")]
             assert_eq!(Neon::classify(&block), classify_scalar(&block), "{block:?}");
@@ -659,12 +760,23 @@ pub(crate) mod tests {
         Avx2::classify(block)
     }
 
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn avx512_classify(block: &[u8; 64]) -> Masks {
+        Avx512::classify(block)
+    }
+
     /// Every way of skimming gives the same answer as the scalar one.
     fn skim_all(data: &[u8], fields: usize) -> Skimmed {
         let s = skim(data, 0, fields, no_candidates);
         assert_eq!(s, skim_with::<Scalar>(data, 0, fields, no_candidates));
         #[cfg(target_arch = "x86_64")]
         assert_eq!(s, skim_with::<Sse2>(data, 0, fields, no_candidates));
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2() {
+            // SAFETY: the CPU has the features (`skim` may have taken AVX-512).
+            assert_eq!(s, unsafe { skim_avx2(data, 0, fields, no_candidates) });
+        }
         s
     }
 
@@ -754,6 +866,17 @@ pub(crate) mod tests {
             let scalar_after = runs_with::<Scalar>(&body, start, quoted, fields, candidate, (&mut scalar, max_runs));
             prop_assert_eq!(&runs, &scalar);
             prop_assert_eq!(after, scalar_after);
+            #[cfg(target_arch = "x86_64")]
+            if has_avx2() {
+                // `skim_runs` may have taken AVX-512: the AVX2 code too.
+                let mut avx2 = Vec::new();
+                // SAFETY: the CPU has the features.
+                let avx2_after = unsafe { runs_avx2(&body, start, quoted, fields, candidate, (&mut avx2, max_runs)) };
+                prop_assert_eq!(&runs, &avx2);
+                prop_assert_eq!(after, avx2_after);
+                // SAFETY: as above.
+                prop_assert_eq!(odd_quotes(&body[start..]), unsafe { odd_quotes_avx2(&body[start..]) });
+            }
             prop_assert_eq!(odd_quotes(&body[start..]), odd_quotes_with::<Scalar>(&body[start..]));
             let quotes = body[start..].iter().filter(|&&b| b == b'"').count();
             prop_assert_eq!(after, quoted ^ (quotes % 2 == 1));
