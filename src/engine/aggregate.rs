@@ -51,9 +51,13 @@ impl Text {
                 v.clear();
                 v.extend_from_slice(text);
             }
+            Text::Inline(len, bytes) if text.len() <= 30 => {
+                copy_short(bytes, text);
+                *len = text.len() as u8;
+            }
             _ if text.len() <= 30 => {
                 let mut bytes = [0u8; 30];
-                bytes[..text.len()].copy_from_slice(text);
+                copy_short(&mut bytes, text);
                 *self = Text::Inline(text.len() as u8, bytes);
             }
             _ => *self = Text::Heap(text.to_vec()),
@@ -74,6 +78,31 @@ impl Text {
             Text::Inline(len, bytes) => Some(&bytes[..*len as usize]),
             Text::Heap(v) => Some(v),
         }
+    }
+}
+
+/// Copy `text` (at most 30 bytes) to the front of `to` with two fixed-size,
+/// possibly overlapping copies, which compile to two moves. splunkd sends
+/// events newest first, so a group's earliest `_time` changes with almost
+/// every event: a copy of unknown length there was a `memmove` call a
+/// membership, about 2% of the samples at a 20% match rate.
+#[inline]
+fn copy_short(to: &mut [u8; 30], text: &[u8]) {
+    let n = text.len();
+    match n {
+        16..=30 => {
+            to[..16].copy_from_slice(&text[..16]);
+            to[n - 16..n].copy_from_slice(&text[n - 16..]);
+        }
+        8..=15 => {
+            to[..8].copy_from_slice(&text[..8]);
+            to[n - 8..n].copy_from_slice(&text[n - 8..]);
+        }
+        4..=7 => {
+            to[..4].copy_from_slice(&text[..4]);
+            to[n - 4..n].copy_from_slice(&text[n - 4..]);
+        }
+        _ => to[..n].copy_from_slice(text),
     }
 }
 
@@ -1054,6 +1083,21 @@ mod tests {
         let mut out = Vec::new();
         write_results(s, &COLS, &mut out);
         String::from_utf8(out).unwrap()
+    }
+
+    /// A kept `_time` text reads back as set, whatever its length and
+    /// whatever was kept before (shorter, longer, inline or on the heap).
+    #[test]
+    fn kept_texts_read_back_as_set() {
+        let texts: Vec<Vec<u8>> = (0..=40u8).map(|n| (0..n).map(|i| b'a' + i % 26).collect()).collect();
+        for before in &texts {
+            for after in &texts {
+                let mut t = Text::default();
+                t.set(before);
+                t.set(after);
+                assert_eq!(t.get(), Some(&after[..]), "{} then {} bytes", before.len(), after.len());
+            }
+        }
     }
 
     #[test]
