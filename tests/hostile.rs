@@ -1526,13 +1526,14 @@ fn the_source_opens_no_files_sockets_or_processes() {
                 );
             }
             // The SIMD classification of the skimmer (intrinsics on blocks it
-            // is handed) and the prefetch hint are the only unsafe code
-            // (SECURITY.md); the hint is one block.
-            let simd = path.ends_with("src/codec/skim.rs");
+            // is handed), the SIMD fingerprint search and the prefetch hint
+            // are the only unsafe code (SECURITY.md); the hint is one block.
+            let simd = path.ends_with("src/codec/skim.rs") || path.ends_with("src/engine/fingerprints.rs");
             let hint = path.ends_with("src/engine/prefetch.rs");
             assert!(
                 simd || hint || !text.contains("unsafe"),
-                "{} has unsafe code (SECURITY.md allows it in src/codec/skim.rs and src/engine/prefetch.rs only)",
+                "{} has unsafe code (SECURITY.md allows it in src/codec/skim.rs, src/engine/fingerprints.rs \
+                 and src/engine/prefetch.rs only)",
                 path.display()
             );
             if hint {

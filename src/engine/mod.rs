@@ -10,6 +10,7 @@
 //! event; the front-end adds where (chunk, row, byte offset, file, record).
 
 pub mod aggregate;
+pub mod fingerprints;
 pub mod index;
 pub mod prefetch;
 pub mod prefilter;

@@ -17,9 +17,15 @@
 //! nybbles, so Teddy puts them in one bucket and the bucket's masks accept
 //! exactly the case-folded fingerprint. Each fingerprint hit is then checked
 //! against the whole literals that own the fingerprint, ASCII-case-insensitively.
+//! On CPUs with AVX-512 (F, BW, VBMI) and up to eight fingerprints, our own
+//! search of the same fingerprints 64 bytes a step ([`super::fingerprints`])
+//! takes Teddy's place: 1.5x its speed on the bench machine, and 0.91-0.94x
+//! the command's time at a 1% match rate, 0.92-0.97x at 20%.
 
 use aho_corasick::packed::{Config, MatchKind, Searcher};
 use aho_corasick::Span;
+
+use super::fingerprints::Tables;
 
 /// Bytes per fingerprint: Teddy's widest mask.
 const FINGERPRINT: usize = 3;
@@ -55,6 +61,10 @@ pub struct Prefilter {
     /// The fingerprint of each spelling, by Teddy's pattern index: a hit
     /// names its owners without a lookup.
     spelled: Vec<u8>,
+    /// The same search 64 bytes a step ([`super::fingerprints`]), used
+    /// instead of Teddy on CPUs with AVX-512 VBMI when there are at most
+    /// eight fingerprints (bucket `j`: `fingerprints[j]`).
+    wide: Option<Tables>,
 }
 
 impl Prefilter {
@@ -141,10 +151,12 @@ impl Prefilter {
             .builder()
             .extend(&variants)
             .build()?;
+        let wide = Tables::new(&fingerprints.iter().map(|(fp, _)| *fp).collect::<Vec<_>>());
         Some(Prefilter {
             searcher,
             fingerprints,
             spelled,
+            wide,
         })
     }
 
@@ -178,6 +190,16 @@ impl Prefilter {
     /// [`find`](Self::find), when no fingerprint position between `from`
     /// and `past` can be the answer: the search starts at `past`.
     pub fn find_past(&self, hay: &[u8], from: usize, past: usize) -> Option<usize> {
+        match &self.wide {
+            Some(wide) => wide.find(hay, past.max(from), |p, fp| {
+                verified(&self.fingerprints[fp].1, hay, from, p)
+            }),
+            None => self.find_past_teddy(hay, from, past),
+        }
+    }
+
+    /// [`find_past`](Self::find_past) with Teddy.
+    fn find_past_teddy(&self, hay: &[u8], from: usize, past: usize) -> Option<usize> {
         let mut at = past.max(from);
         while at < hay.len() {
             let m = self.searcher.find_in(hay, Span::from(at..hay.len()))?;
@@ -327,7 +349,13 @@ mod tests {
         ) {
             let literals: Vec<Vec<u8>> = literals.into_iter().map(String::into_bytes).collect();
             let from = from.min(hay.len());
-            check(&Prefilter::new(&literals).unwrap(), &literals, &hay, from)?;
+            let p = Prefilter::new(&literals).unwrap();
+            check(&p, &literals, &hay, from)?;
+            // Both searches give every answer alike, from past the end too.
+            for past in [from, from + 1, from + 70, hay.len(), hay.len() + 1, usize::MAX] {
+                prop_assert_eq!(p.find_past(&hay, from, past), p.find_past_teddy(&hay, from, past), "past {}", past);
+            }
+            prop_assert_eq!(p.find_past(&hay, from, usize::MAX), None);
         }
     }
 
