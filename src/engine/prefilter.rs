@@ -49,6 +49,51 @@ const MAX_FINGERPRINTS: usize = 16;
 struct Owner {
     literal: Vec<u8>,
     at: usize,
+    /// A literal of at most 16 bytes as one word, to check a hit with a
+    /// load, an OR and a compare (at 20% match rate checking hits byte by
+    /// byte was 6.7% of the samples): the literal lowercased, zero past its
+    /// end...
+    word: u128,
+    /// ...0x20 in the bytes that are letters, where the body's byte is
+    /// ORed with it (for a letter, `b | 0x20` is its lowercase, and only
+    /// its two spellings give it)...
+    fold: u128,
+    /// ...and 0xff in the literal's bytes.
+    bytes: u128,
+}
+
+impl Owner {
+    fn new(literal: &[u8], at: usize) -> Self {
+        let mut word = [0u8; 16];
+        let mut fold = [0u8; 16];
+        let mut bytes = [0u8; 16];
+        for (i, &b) in literal.iter().take(16).enumerate() {
+            word[i] = b.to_ascii_lowercase();
+            fold[i] = if b.is_ascii_alphabetic() { 0x20 } else { 0 };
+            bytes[i] = 0xff;
+        }
+        Owner {
+            literal: literal.to_vec(),
+            at,
+            word: u128::from_le_bytes(word),
+            fold: u128::from_le_bytes(fold),
+            bytes: u128::from_le_bytes(bytes),
+        }
+    }
+
+    /// The literal occurs, in any letter case, at `hay[start..]`.
+    #[inline]
+    fn occurs_at(&self, hay: &[u8], start: usize) -> bool {
+        match hay.get(start..start + 16) {
+            Some(w) if self.literal.len() <= 16 => {
+                let w = u128::from_le_bytes(w.try_into().expect("16 bytes"));
+                (w | self.fold) & self.bytes == self.word
+            }
+            _ => hay
+                .get(start..start + self.literal.len())
+                .is_some_and(|s| s.eq_ignore_ascii_case(&self.literal)),
+        }
+    }
 }
 
 /// Finds, in a body, places where a pattern's literal occurs.
@@ -114,10 +159,7 @@ impl Prefilter {
         let mut fingerprints: Vec<([u8; FINGERPRINT], Vec<Owner>)> = Vec::new();
         for (literal, &at) in literals.iter().zip(&chosen) {
             let fp = lowered(&literal[at..]);
-            let owner = Owner {
-                literal: literal.clone(),
-                at,
-            };
+            let owner = Owner::new(literal, at);
             match fingerprints.binary_search_by(|(f, _)| f.cmp(&fp)) {
                 Ok(i) => fingerprints[i].1.push(owner),
                 Err(i) => fingerprints.insert(i, (fp, vec![owner])),
@@ -217,12 +259,7 @@ impl Prefilter {
 /// Does one of `owners`, the literals owning the fingerprint Teddy found at
 /// `p`, occur around it, starting at or after `from`?
 fn verified(owners: &[Owner], hay: &[u8], from: usize, p: usize) -> bool {
-    owners.iter().any(|o| {
-        p >= from + o.at
-            && hay
-                .get(p - o.at..p - o.at + o.literal.len())
-                .is_some_and(|s| s.eq_ignore_ascii_case(&o.literal))
-    })
+    owners.iter().any(|o| p >= from + o.at && o.occurs_at(hay, p - o.at))
 }
 
 /// The first [`FINGERPRINT`] bytes of `bytes`, lowercased.
@@ -310,6 +347,28 @@ mod tests {
             .map(|&f| hay[..f].iter().filter(|&&b| b == b'\n').count())
             .collect();
         assert_eq!(rows, [0, 1], "ngrok.com and paste.io are near misses: {found:?}");
+    }
+
+    /// A hit is checked as a byte-at-a-time case-blind compare would: every
+    /// byte value at every place of the literal, with the literal in the
+    /// middle of a long body (one word) and at its very end (byte by byte).
+    #[test]
+    fn hits_check_out_as_a_case_blind_compare() {
+        for literal in [&b"Pa.s-0@`z"[..], b"ngrok.io", b"abcdefghijklmnopqrstu"] {
+            let o = Owner::new(literal, 0);
+            for i in 0..literal.len() {
+                for b in 0..=255u8 {
+                    let mut text = literal.to_vec();
+                    text[i] = b;
+                    let want = text.eq_ignore_ascii_case(literal);
+                    let long = [&b"xx"[..], &text, &[b'y'; 20]].concat();
+                    assert_eq!(o.occurs_at(&long, 2), want, "{:?} in the middle", text);
+                    let end = [&b"xx"[..], &text].concat();
+                    assert_eq!(o.occurs_at(&end, 2), want, "{:?} at the end", text);
+                    assert!(!o.occurs_at(&end[..end.len() - 1], 2), "cut short");
+                }
+            }
+        }
     }
 
     #[test]
