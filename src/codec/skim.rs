@@ -254,6 +254,26 @@ macro_rules! by_cpu {
     }};
 }
 
+/// Define `$avx2` and `$avx512`: `$with` compiled for AVX2 (with POPCNT
+/// and BMI1 for counting and walking the masks, PCLMULQDQ for the prefix
+/// XOR) and for AVX-512 BW on top of those. Only [`by_cpu!`] calls them,
+/// after the CPU was seen to have the features.
+macro_rules! compiled_for_x86 {
+    ($avx2:ident, $avx512:ident, $with:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,popcnt,bmi1,pclmulqdq")]
+        unsafe fn $avx2($($arg: $ty),*) -> $ret {
+            $with::<Avx2>($($arg),*)
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f,avx512bw,avx2,popcnt,bmi1,pclmulqdq")]
+        unsafe fn $avx512($($arg: $ty),*) -> $ret {
+            $with::<Avx512>($($arg),*)
+        }
+    };
+}
+
 /// The CPU has what the `_avx2` entries are compiled for.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
@@ -300,19 +320,7 @@ pub fn odd_quotes(data: &[u8]) -> bool {
     by_cpu!(odd_quotes_avx512, odd_quotes_avx2, odd_quotes_with(data))
 }
 
-/// [`odd_quotes_with`] compiled for AVX2 CPUs.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,popcnt,bmi1,pclmulqdq")]
-unsafe fn odd_quotes_avx2(data: &[u8]) -> bool {
-    odd_quotes_with::<Avx2>(data)
-}
-
-/// [`odd_quotes_with`] compiled for AVX-512 CPUs.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx2,popcnt,bmi1,pclmulqdq")]
-unsafe fn odd_quotes_avx512(data: &[u8]) -> bool {
-    odd_quotes_with::<Avx512>(data)
-}
+compiled_for_x86!(odd_quotes_avx2, odd_quotes_avx512, odd_quotes_with(data: &[u8]) -> bool);
 
 #[inline(always)]
 fn odd_quotes_with<C: Classify>(data: &[u8]) -> bool {
@@ -325,20 +333,11 @@ fn odd_quotes_with<C: Classify>(data: &[u8]) -> bool {
     (folded.count_ones() as usize + tail) % 2 == 1
 }
 
-/// [`skim_with`] compiled for AVX2 CPUs (with POPCNT and BMI1 for counting
-/// and walking the masks).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,popcnt,bmi1,pclmulqdq")]
-unsafe fn skim_avx2(data: &[u8], start: usize, fields: usize, candidate: impl FnMut(usize) -> usize) -> Skimmed {
-    skim_with::<Avx2>(data, start, fields, candidate)
-}
-
-/// [`skim_with`] compiled for AVX-512 CPUs, as [`skim_avx2`].
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx2,popcnt,bmi1,pclmulqdq")]
-unsafe fn skim_avx512(data: &[u8], start: usize, fields: usize, candidate: impl FnMut(usize) -> usize) -> Skimmed {
-    skim_with::<Avx512>(data, start, fields, candidate)
-}
+compiled_for_x86!(
+    skim_avx2,
+    skim_avx512,
+    skim_with(data: &[u8], start: usize, fields: usize, candidate: impl FnMut(usize) -> usize) -> Skimmed
+);
 
 /// What one block says about row structure, once its carries are applied.
 struct Structure {
@@ -518,19 +517,11 @@ pub fn cells(data: &[u8], start: usize, cut: impl FnMut(usize)) -> Option<usize>
     by_cpu!(cells_avx512, cells_avx2, cells_with(data, start, cut))
 }
 
-/// [`cells_with`] compiled for AVX2 CPUs, as [`skim_avx2`].
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,popcnt,bmi1,pclmulqdq")]
-unsafe fn cells_avx2(data: &[u8], start: usize, cut: impl FnMut(usize)) -> Option<usize> {
-    cells_with::<Avx2>(data, start, cut)
-}
-
-/// [`cells_with`] compiled for AVX-512 CPUs, as [`skim_avx2`].
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx2,popcnt,bmi1,pclmulqdq")]
-unsafe fn cells_avx512(data: &[u8], start: usize, cut: impl FnMut(usize)) -> Option<usize> {
-    cells_with::<Avx512>(data, start, cut)
-}
+compiled_for_x86!(
+    cells_avx2,
+    cells_avx512,
+    cells_with(data: &[u8], start: usize, cut: impl FnMut(usize)) -> Option<usize>
+);
 
 #[inline(always)]
 fn cells_with<C: Classify>(data: &[u8], start: usize, mut cut: impl FnMut(usize)) -> Option<usize> {
@@ -598,33 +589,18 @@ pub fn skim_runs(
     )
 }
 
-/// [`runs_with`] compiled for AVX2 CPUs, as [`skim_avx2`].
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,popcnt,bmi1,pclmulqdq")]
-unsafe fn runs_avx2(
-    data: &[u8],
-    start: usize,
-    quoted: bool,
-    fields: usize,
-    candidate: impl FnMut(usize) -> usize,
-    runs: (&mut Vec<Run>, usize),
-) -> bool {
-    runs_with::<Avx2>(data, start, quoted, fields, candidate, runs)
-}
-
-/// [`runs_with`] compiled for AVX-512 CPUs, as [`skim_avx2`].
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx2,popcnt,bmi1,pclmulqdq")]
-unsafe fn runs_avx512(
-    data: &[u8],
-    start: usize,
-    quoted: bool,
-    fields: usize,
-    candidate: impl FnMut(usize) -> usize,
-    runs: (&mut Vec<Run>, usize),
-) -> bool {
-    runs_with::<Avx512>(data, start, quoted, fields, candidate, runs)
-}
+compiled_for_x86!(
+    runs_avx2,
+    runs_avx512,
+    runs_with(
+        data: &[u8],
+        start: usize,
+        quoted: bool,
+        fields: usize,
+        candidate: impl FnMut(usize) -> usize,
+        runs: (&mut Vec<Run>, usize)
+    ) -> bool
+);
 
 #[inline(always)]
 fn runs_with<C: Classify>(
