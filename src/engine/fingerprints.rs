@@ -18,8 +18,9 @@
 //! bucket a surviving bit is a hit, not a maybe. Up to eight fingerprints
 //! (one byte of buckets); more, or another CPU, keep Teddy.
 
-/// Fingerprint length, as the prefilter's.
-const LEN: usize = 3;
+/// Fingerprint length: the prefilter's (the search's three classes a
+/// block are written for it).
+use super::prefilter::FINGERPRINT as LEN;
 
 /// The nybble tables of up to eight fingerprints.
 #[derive(Debug, Clone)]

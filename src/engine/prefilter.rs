@@ -28,7 +28,7 @@ use aho_corasick::Span;
 use super::fingerprints::Tables;
 
 /// Bytes per fingerprint: Teddy's widest mask.
-const FINGERPRINT: usize = 3;
+pub(super) const FINGERPRINT: usize = 3;
 
 /// Above this many fingerprint variants the search is not built: Teddy's
 /// buckets fill up and its verification, not the scan, sets the pace. The
