@@ -411,8 +411,9 @@ fn derive<C: Classify>(m: Masks, valid: u64, carries: &mut Carries) -> Structure
 }
 
 /// The blocks of `data` from `start` (a byte whose quote state is
-/// `quoted`), each with its position and row structure: the walk every
-/// skimming loop makes, carrying the quote state from block to block.
+/// `quoted`), each with its position and row structure, carrying the quote
+/// state from block to block: [`cells`]' walk over one record, a few blocks
+/// (the walks over many rows take a [`batch`] at a time).
 struct Blocks<'a, C> {
     data: &'a [u8],
     base: usize,
@@ -452,6 +453,50 @@ impl<C: Classify> Iterator for Blocks<'_, C> {
     }
 }
 
+/// What the row walks ([`skim`], [`skim_runs`]) read of a batch of
+/// blocks' [`Structure`]s, field by field.
+#[derive(Debug, Default, Clone, Copy)]
+struct Batch {
+    broken: [u64; BATCH],
+    comma_out: [u64; BATCH],
+    ends: [u64; BATCH],
+}
+
+impl Batch {
+    #[inline(always)]
+    fn set(&mut self, i: usize, s: Structure) {
+        self.broken[i] = s.broken;
+        self.comma_out[i] = s.comma_out;
+        self.ends[i] = s.ends;
+    }
+}
+
+/// Blocks classified at a time by [`batch`].
+const BATCH: usize = 8;
+
+/// Classify the blocks of `data` from `base` into `out`, [`BATCH`] of them
+/// (fewer at the end of the data), carrying quote state in `carries`, and
+/// return how many. The row walks classify a batch ahead of walking it: in
+/// one loop with the walk, the carries went through memory and the walk's
+/// branches stalled the classification; apart, the blocks of a batch are
+/// classified side by side (a fifth faster over a whole body).
+#[inline(always)]
+fn batch<C: Classify>(data: &[u8], base: usize, carries: &mut Carries, out: &mut Batch, block: &mut [u8; 64]) -> usize {
+    if let Some(whole) = data.get(base..base + 64 * BATCH) {
+        for i in 0..BATCH {
+            let b: &[u8; 64] = whole[64 * i..64 * i + 64].try_into().expect("64 bytes");
+            out.set(i, derive::<C>(C::classify(b), !0, carries));
+        }
+        BATCH
+    } else {
+        let n = data.len().saturating_sub(base).div_ceil(64).min(BATCH);
+        for i in 0..n {
+            out.set(i, structure::<C>(data, base + 64 * i, carries, block));
+        }
+        n
+    }
+}
+
 #[inline(always)]
 fn skim_with<C: Classify>(
     data: &[u8],
@@ -464,39 +509,47 @@ fn skim_with<C: Classify>(
     let mut rows = 0;
     let mut next_candidate = candidate(start);
     let mut commas = 0u64; // commas outside quotes in the current row, before this block
-    for (base, s) in Blocks::<C>::new(data, start, false) {
-        let (broken, comma_out, mut ends) = (s.broken, s.comma_out, s.ends);
-        // The block's bits from the current row's start on (a row never
-        // starts inside a block it did not end the previous row in).
-        let mut rest = !0u64;
-        while ends != 0 {
-            let end_bit = ends.trailing_zeros();
-            let upto = u64::MAX >> (63 - end_bit); // bits 0..=end_bit
-            let row_bits = rest & upto;
-            let end = base + end_bit as usize; // the LF
-            let blank = end == row_start || (end == row_start + 1 && data[row_start] == b'\r');
-            if broken & row_bits != 0 {
-                return Skimmed { next: row_start, rows };
-            }
-            if !blank {
-                let row_commas = commas + u64::from((comma_out & row_bits).count_ones());
-                if row_commas != commas_wanted || next_candidate <= end {
+    let mut carries = Carries::at(false);
+    let (mut masks, mut block) = (Batch::default(), [0u8; 64]);
+    let mut first = start;
+    while first < data.len() {
+        let n = batch::<C>(data, first, &mut carries, &mut masks, &mut block);
+        for i in 0..n {
+            let base = first + 64 * i;
+            let (broken, comma_out, mut ends) = (masks.broken[i], masks.comma_out[i], masks.ends[i]);
+            // The block's bits from the current row's start on (a row never
+            // starts inside a block it did not end the previous row in).
+            let mut rest = !0u64;
+            while ends != 0 {
+                let end_bit = ends.trailing_zeros();
+                let upto = u64::MAX >> (63 - end_bit); // bits 0..=end_bit
+                let row_bits = rest & upto;
+                let end = base + end_bit as usize; // the LF
+                let blank = end == row_start || (end == row_start + 1 && data[row_start] == b'\r');
+                if broken & row_bits != 0 {
                     return Skimmed { next: row_start, rows };
                 }
-                rows += 1;
+                if !blank {
+                    let row_commas = commas + u64::from((comma_out & row_bits).count_ones());
+                    if row_commas != commas_wanted || next_candidate <= end {
+                        return Skimmed { next: row_start, rows };
+                    }
+                    rows += 1;
+                }
+                row_start = end + 1;
+                if next_candidate < row_start {
+                    next_candidate = candidate(row_start);
+                }
+                commas = 0;
+                rest = !upto;
+                ends &= ends - 1;
             }
-            row_start = end + 1;
-            if next_candidate < row_start {
-                next_candidate = candidate(row_start);
+            if broken & rest != 0 {
+                return Skimmed { next: row_start, rows };
             }
-            commas = 0;
-            rest = !upto;
-            ends &= ends - 1;
+            commas += u64::from((comma_out & rest).count_ones());
         }
-        if broken & rest != 0 {
-            return Skimmed { next: row_start, rows };
-        }
-        commas += u64::from((comma_out & rest).count_ones());
+        first += 64 * n;
     }
     Skimmed { next: row_start, rows }
 }
@@ -620,56 +673,63 @@ fn runs_with<C: Classify>(
     let mut row_broken = false;
     let mut next_candidate = 0;
     let mut commas = 0u64;
-    let mut blocks = Blocks::<C>::new(data, start, quoted);
-    for (base, s) in &mut blocks {
-        let (broken, comma_out, mut ends) = (s.broken, s.comma_out, s.ends);
-        let mut rest = !0u64;
-        while ends != 0 {
-            let end_bit = ends.trailing_zeros();
-            let upto = u64::MAX >> (63 - end_bit);
-            let row_bits = rest & upto;
-            let end = base + end_bit as usize;
-            if let Some(r) = &mut run {
-                let blank = end == row_start || (end == row_start + 1 && data[row_start] == b'\r');
-                let row_commas = commas + u64::from((comma_out & row_bits).count_ones());
-                let refused = row_broken
-                    || broken & row_bits != 0
-                    || (!blank && (row_commas != commas_wanted || next_candidate <= end));
-                if refused {
-                    r.next = row_start;
-                    r.refused = true;
-                    runs.push(*r);
-                    *r = Run::default();
-                    full = runs.len() >= max_runs;
-                } else if !blank {
-                    r.rows += 1;
+    let mut carries = Carries::at(quoted);
+    let (mut masks, mut block) = (Batch::default(), [0u8; 64]);
+    let mut first = start;
+    while first < data.len() {
+        let n = batch::<C>(data, first, &mut carries, &mut masks, &mut block);
+        for i in 0..n {
+            let base = first + 64 * i;
+            let (broken, comma_out, mut ends) = (masks.broken[i], masks.comma_out[i], masks.ends[i]);
+            let mut rest = !0u64;
+            while ends != 0 {
+                let end_bit = ends.trailing_zeros();
+                let upto = u64::MAX >> (63 - end_bit);
+                let row_bits = rest & upto;
+                let end = base + end_bit as usize;
+                if let Some(r) = &mut run {
+                    let blank = end == row_start || (end == row_start + 1 && data[row_start] == b'\r');
+                    let row_commas = commas + u64::from((comma_out & row_bits).count_ones());
+                    let refused = row_broken
+                        || broken & row_bits != 0
+                        || (!blank && (row_commas != commas_wanted || next_candidate <= end));
+                    if refused {
+                        r.next = row_start;
+                        r.refused = true;
+                        runs.push(*r);
+                        *r = Run::default();
+                        full = runs.len() >= max_runs;
+                    } else if !blank {
+                        r.rows += 1;
+                    }
                 }
-            }
-            row_start = end + 1;
-            if full {
-                run = None;
-            } else {
-                let r = run.get_or_insert_with(Run::default);
-                if r.rows == 0 {
-                    r.from = row_start;
+                row_start = end + 1;
+                if full {
+                    run = None;
+                } else {
+                    let r = run.get_or_insert_with(Run::default);
+                    if r.rows == 0 {
+                        r.from = row_start;
+                    }
                 }
+                if next_candidate < row_start {
+                    next_candidate = candidate(row_start);
+                }
+                row_broken = false;
+                commas = 0;
+                rest = !upto;
+                ends &= ends - 1;
             }
-            if next_candidate < row_start {
-                next_candidate = candidate(row_start);
-            }
-            row_broken = false;
-            commas = 0;
-            rest = !upto;
-            ends &= ends - 1;
+            row_broken |= broken & rest != 0;
+            commas += u64::from((comma_out & rest).count_ones());
         }
-        row_broken |= broken & rest != 0;
-        commas += u64::from((comma_out & rest).count_ones());
+        first += 64 * n;
     }
     if let Some(mut r) = run.filter(|r| r.from < row_start) {
         r.next = row_start;
         runs.push(r);
     }
-    blocks.carries.in_quotes != 0
+    carries.in_quotes != 0
 }
 
 #[cfg(test)]
@@ -803,7 +863,7 @@ pub(crate) mod tests {
         /// stops at a row start.
         #[test]
         fn never_passes_a_row_the_tokeniser_would_refuse(
-            body in prop::collection::vec(prop::sample::select(b"\",\n\rab".to_vec()), 0..400),
+            body in prop::collection::vec(prop::sample::select(b"\",\n\rab".to_vec()), 0..1400),
             fields in 1usize..4,
         ) {
             let s = skim_all(&body, fields);
@@ -826,11 +886,11 @@ pub(crate) mod tests {
         /// the data, whatever the start.
         #[test]
         fn runs_answer_as_skim_from_their_start(
-            body in prop::collection::vec(prop::sample::select(b"\",\n\rab".to_vec()), 0..400),
+            body in prop::collection::vec(prop::sample::select(b"\",\n\rab".to_vec()), 0..1400),
             fields in 1usize..4,
-            start in 0usize..400,
+            start in 0usize..1400,
             quoted in any::<bool>(),
-            hits in prop::collection::btree_set(0usize..400, 0..6),
+            hits in prop::collection::btree_set(0usize..1400, 0..6),
             max_runs in prop_oneof![0usize..6, Just(usize::MAX)],
         ) {
             let start = start.min(body.len());
@@ -872,7 +932,7 @@ pub(crate) mod tests {
         /// complete row.
         #[test]
         fn passes_every_well_formed_row(
-            rows in prop::collection::vec(prop::collection::vec("[ab,\"\r\n]{0,8}", 3), 0..30),
+            rows in prop::collection::vec(prop::collection::vec("[ab,\"\r\n]{0,8}", 3), 0..80),
             crlf in any::<bool>(),
         ) {
             let mut body = Vec::new();
