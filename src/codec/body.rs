@@ -86,6 +86,9 @@ pub struct Decoder {
     /// Tests keep the worker from taking the body before the decoder made
     /// this many reads of its own ([`Shared::hold_worker`]).
     hold_worker: usize,
+    /// The wanted field whose cell is looked at for the prefilter's hits
+    /// ([`Row::holds_literal`]).
+    literal_field: Option<usize>,
 }
 
 /// The current row of a chunk body, handed to the caller's closure.
@@ -94,6 +97,9 @@ pub struct Row<'r> {
     start: usize,
     ends: &'r [usize],
     columns: &'r Columns,
+    /// The wanted field whose single value holds the start of one of the
+    /// prefilter's literals, when the decoder knows it does.
+    literal: Option<usize>,
     /// 1-based data row number within the chunk.
     pub number: u64,
     /// Byte offset of the row within the body.
@@ -121,6 +127,15 @@ impl<'r> Row<'r> {
     #[inline]
     pub fn columns_present(&self) -> u64 {
         self.columns.present
+    }
+
+    /// Wanted field `i` is single-valued and the prefilter's search of the
+    /// body found one of its literals starting inside the value (only ever
+    /// for the field [`Decoder::look_for_literals_in`] names, and only where
+    /// the reader thread's list of hits covers the cell; otherwise `false`).
+    #[inline]
+    pub fn holds_literal(&self, i: usize) -> bool {
+        self.literal == Some(i)
     }
 
     /// The wanted field at index `i` (in the order given to [`Decoder::new`]).
@@ -152,6 +167,10 @@ impl<'r> Row<'r> {
 impl Event for Row<'_> {
     fn field(&self, slot: usize) -> Field<'_> {
         Row::field(self, slot)
+    }
+
+    fn holds_literal(&self, slot: usize) -> bool {
+        Row::holds_literal(self, slot)
     }
 }
 
@@ -347,7 +366,15 @@ impl Decoder {
             searched_eighths: 8,
             pinned: false,
             hold_worker: 0,
+            literal_field: None,
         }
+    }
+
+    /// Tell rows whose field `i` holds the start of a prefilter literal
+    /// ([`Row::holds_literal`]): the matched field, so that a matcher for
+    /// which a literal decides need not search its value again.
+    pub fn look_for_literals_in(&mut self, i: usize) {
+        self.literal_field = Some(i);
     }
 
     /// Hand `each_row` only the rows where `prefilter` finds a literal; the
@@ -510,10 +537,14 @@ impl Decoder {
                                 ),
                             ));
                         }
+                        let literal = self
+                            .literal_field
+                            .filter(|&i| skimming && self.literal_in(i, pos, &hits));
                         let row = Row {
                             data: &self.window[..filled],
                             start: pos,
                             ends: &self.ends,
+                            literal,
                             columns: &self.columns,
                             number: rows,
                             offset: record_offset,
@@ -643,6 +674,25 @@ impl Decoder {
             self.window.shrink_to_fit();
         }
         Ok(rows)
+    }
+
+    /// The row at `pos`, just cut into cells, has field `i` single-valued
+    /// (no `__mv_` value) and the worker listed a hit inside its cell.
+    fn literal_in(&self, i: usize, pos: usize, hits: &Hits) -> bool {
+        let cell = |c: usize| {
+            let from = if c == 0 { pos } else { cell_end(self.ends[c - 1]) + 1 };
+            (from, cell_end(self.ends[c]))
+        };
+        if let Some(mv) = self.columns.mv[i] {
+            let (from, end) = cell(mv);
+            if !is_empty_value(&self.window[from..end]) {
+                return false;
+            }
+        }
+        self.columns.plain[i].is_some_and(|c| {
+            let (from, end) = cell(c);
+            hits.listed_within(from, end)
+        })
     }
 
     /// Keep the unfinished record: move it to the window's front, and double
@@ -1238,6 +1288,11 @@ mod tests {
     /// A row as handed to `each_row`: number, offset and every field's values.
     type Seen = (u64, u64, Vec<Vec<Vec<u8>>>);
 
+    thread_local! {
+        /// Rows [`decode_rows`] saw vouched for ([`Row::holds_literal`]).
+        static VOUCHED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+
     /// Decode `body` read `step` bytes at a time through windows of
     /// `window` bytes after `headroom`, with or without skimming for
     /// `literals`, the work split between the threads as the decoder
@@ -1270,9 +1325,27 @@ mod tests {
         d.hold_worker = hold;
         if let Some(l) = literals {
             d.skim_with(Prefilter::new(l).expect("a prefilter"), 0);
+            d.look_for_literals_in(1);
         }
         let mut seen = Vec::new();
         let result = d.decode(Steps(body, step), 1, 0, |row| {
+            if row.holds_literal(1) {
+                // Vouched for: single-valued, and a literal starts in it
+                // (the bodies' literals hold no byte that ends a cell).
+                match row.field(1) {
+                    Field::Single(v) => assert!(
+                        literals
+                            .unwrap_or_default()
+                            .iter()
+                            .any(|l| v.windows(l.len()).any(|w| w.eq_ignore_ascii_case(l))),
+                        "row {} vouched for without a literal in {:?}",
+                        row.number,
+                        String::from_utf8_lossy(&v)
+                    ),
+                    other => panic!("row {} vouched for with {other:?}", row.number),
+                }
+                VOUCHED.with(|n| n.set(n.get() + 1));
+            }
             let fields = (0..wanted.len())
                 .map(|i| {
                     row.field(i)
@@ -1396,9 +1469,11 @@ mod tests {
                     .into_iter()
                     .flat_map(|w| [(w, None, 0), (w, Some(12), 3), (w, Some(16), 0)])
             {
+                VOUCHED.with(|n| n.set(0));
                 let (result, seen, skipped) =
                     decode_rows(&body, step, (window, headroom), Some(&literals), (eighths, hold));
                 assert_eq!(result, all_result, "window {window}");
+                let vouched = VOUCHED.with(|n| n.get());
                 let wanted: Vec<_> = all
                     .iter()
                     .filter(|r| r.2[1][0].starts_with(b"h.pastebin"))
@@ -1410,6 +1485,16 @@ mod tests {
                     .cloned()
                     .collect();
                 assert_eq!(handed, wanted, "window {window}");
+                // Where the worker searches whole windows, its list vouches
+                // for the rows of all but the first (and checks the rest).
+                if eighths == Some(16) && result.is_ok() {
+                    let most = handed.len() as u64 * 3 / 4;
+                    assert!(
+                        vouched >= most,
+                        "window {window}: {vouched} of {} vouched for",
+                        handed.len()
+                    );
+                }
                 if let Ok(rows) = result {
                     assert_eq!(rows, 20_000);
                     assert_eq!(rows, seen.len() as u64 + skipped, "window {window}");
@@ -1418,6 +1503,35 @@ mod tests {
             }
             assert_eq!(all_result.is_err(), broken_at.is_some());
         }
+    }
+
+    /// A row is vouched for only where its field is single-valued: not
+    /// where the `__mv_` cell has values, whatever the plain cell holds.
+    #[test]
+    fn multivalue_fields_are_not_vouched_for() {
+        let mut body = b"f0,f1,__mv_f1\n".to_vec();
+        for i in 0..3000 {
+            let mv = if i % 2 == 0 { "" } else { "$pastebin.com$;$x$" };
+            body.extend_from_slice(format!("{i},pastebin.com,{mv}\n").as_bytes());
+        }
+        let mut d = Decoder::new(&["f0", "f1"]);
+        (d.window_size, d.headroom) = (4096, 512);
+        (d.searched_eighths, d.pinned) = (16, true);
+        d.skim_with(Prefilter::new(&[b"pastebin".to_vec()]).expect("a prefilter"), 0);
+        d.look_for_literals_in(1);
+        let mut vouched = [0u64; 2];
+        let rows = d
+            .decode(&body[..], 1, 0, |row| {
+                let single = matches!(row.field(1), Field::Single(_));
+                assert!(!row.holds_literal(1) || single, "row {}", row.number);
+                assert!(!row.holds_literal(0), "row {}", row.number);
+                vouched[usize::from(single)] += u64::from(row.holds_literal(1));
+                Ok(())
+            })
+            .expect("a well-formed body");
+        assert_eq!(rows, 3000);
+        assert_eq!(vouched[0], 0);
+        assert!(vouched[1] > 1000, "{vouched:?}");
     }
 
     #[test]

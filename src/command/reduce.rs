@@ -62,6 +62,7 @@ impl<'o> Reduce<'o> {
             // Partial rows are merged whatever they hold: a chunk that has
             // their columns is read row by row.
             decoder.skim_with(prefilter, 0b111 << count);
+            decoder.look_for_literals_in(match_slot);
         }
         let mv_columns = (0..fields.len()).map(|i| decoder.mv_column_name(i)).collect();
         let by = opts

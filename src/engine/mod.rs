@@ -89,6 +89,16 @@ impl<'a> Iterator for FieldValues<'a> {
 pub trait Event {
     /// The field in `slot` ([`TIME_SLOT`], [`by_slot`], or the match slot).
     fn field(&self, slot: usize) -> Field<'_>;
+
+    /// The field in `slot` is single-valued and the front-end saw one of
+    /// the matcher's required literals start inside its value (the chunk
+    /// decoder knows where its prefilter found them). With a matcher for
+    /// which that decides ([`PatternSet::any_literal_matches`]) the value
+    /// matches without being searched again. `false` when not known.
+    fn holds_literal(&self, slot: usize) -> bool {
+        let _ = slot;
+        false
+    }
 }
 
 /// What is wrong with one event; the front-end says where the event was.
@@ -148,6 +158,9 @@ impl Grouping {
 pub struct Engine<'p> {
     matcher: &'p PatternSet,
     match_slot: usize,
+    /// An event whose match field holds a required literal matches
+    /// ([`PatternSet::any_literal_matches`]).
+    literal_decides: bool,
     grouping: &'p Grouping,
     stats: Stats,
     counters: Counters,
@@ -164,6 +177,7 @@ impl<'p> Engine<'p> {
         Engine {
             matcher,
             match_slot,
+            literal_decides: matcher.any_literal_matches(),
             grouping,
             stats: Stats::new(max_groups, grouping.fields),
             counters: Counters::default(),
@@ -201,23 +215,10 @@ impl<'p> Engine<'p> {
     /// with the next few events' or at [`settle`](Self::settle).
     pub fn offer<E: Event + ?Sized>(&mut self, event: &E, at: Origin) -> Result<(), EventError> {
         self.counters.events_read += 1;
-        let matched = match event.field(self.match_slot) {
-            Field::Absent => false,
-            Field::Single(value) => self.matcher.is_match(&value),
-            multi => {
-                let mut matched = false;
-                for value in multi.values() {
-                    let value = value.map_err(|at| EventError::BrokenMultivalue {
-                        slot: self.match_slot,
-                        at,
-                    })?;
-                    if self.matcher.is_match(&value) {
-                        matched = true;
-                        break;
-                    }
-                }
-                matched
-            }
+        let matched = if self.literal_decides && event.holds_literal(self.match_slot) {
+            true
+        } else {
+            self.matches(event)?
         };
         if !matched {
             return Ok(());
@@ -277,6 +278,26 @@ impl<'p> Engine<'p> {
         self.by_values = by_values;
         self.time_values = time_values;
         result
+    }
+
+    /// Does any value of the event's match field match?
+    fn matches<E: Event + ?Sized>(&self, event: &E) -> Result<bool, EventError> {
+        Ok(match event.field(self.match_slot) {
+            Field::Absent => false,
+            Field::Single(value) => self.matcher.is_match(&value),
+            multi => {
+                for value in multi.values() {
+                    let value = value.map_err(|at| EventError::BrokenMultivalue {
+                        slot: self.match_slot,
+                        at,
+                    })?;
+                    if self.matcher.is_match(&value) {
+                        return Ok(true);
+                    }
+                }
+                false
+            }
+        })
     }
 
     /// Count `n` events the front-end knows cannot match without offering
@@ -494,6 +515,42 @@ mod tests {
             })
             .collect();
         assert_eq!(groups, ["other.net 1 10 10", "pastebin.com 2 3 10"]);
+    }
+
+    /// [`Plain`], vouching that its match field holds a literal, whether
+    /// or not it does.
+    struct Vouched(Plain);
+
+    impl Event for Vouched {
+        fn field(&self, slot: usize) -> Field<'_> {
+            self.0.field(slot)
+        }
+
+        fn holds_literal(&self, slot: usize) -> bool {
+            slot == 7
+        }
+    }
+
+    /// An event vouched for counts without a search of its value where a
+    /// literal decides, and is searched where one does not.
+    #[test]
+    fn a_vouched_literal_decides_only_for_contains_patterns() {
+        let grouping = Grouping::plain(6);
+        let at = Origin::default();
+        for (patterns, counted) in [(&["*pastebin*"][..], 2), (&["*pastebin*", "pastebin*"], 1)] {
+            let matcher = PatternSet::new(patterns).unwrap();
+            let mut engine = Engine::new(&matcher, 7, 100, &grouping);
+            // Not a match: the engine took the front-end's word for it.
+            engine
+                .offer(&Vouched(event(&["1"], &["example.com"], &["h1"])), at)
+                .unwrap();
+            engine
+                .offer(&Vouched(event(&["2"], &["pastebin.com"], &["h1"])), at)
+                .unwrap();
+            engine.offer(&event(&["3"], &["example.com"], &["h1"]), at).unwrap();
+            engine.settle().unwrap();
+            assert_eq!(engine.counters().events_matched, counted, "{patterns:?}");
+        }
     }
 
     #[test]

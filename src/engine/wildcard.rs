@@ -210,6 +210,22 @@ impl PatternSet {
         }
     }
 
+    /// A value that holds one of the [`required_literals`](Self::required_literals)
+    /// starting inside it matches: every pattern is `*literal*`, and no
+    /// literal holds a byte that ends a cell of a chunk body (`,` `"` CR
+    /// LF), so one that starts inside a cell's value also ends inside it.
+    /// The decoder then vouches for rows whose prefilter hit lies in the
+    /// matched field ([`Event::holds_literal`](super::Event::holds_literal))
+    /// and the value need not be searched again.
+    pub fn any_literal_matches(&self) -> bool {
+        self.shaped.is_none()
+            && self.match_all.is_none()
+            && self
+                .required
+                .iter()
+                .all(|l| !l.is_empty() && !l.iter().any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n')))
+    }
+
     /// The index (in the list given to [`PatternSet::new`]) of the first
     /// pattern that matches `value`, if any. Slower than [`is_match`](Self::is_match)
     /// (every literal hit is looked at): for labelling result rows, not for
@@ -369,6 +385,28 @@ mod tests {
         }
         for miss in ["pastebim.com", "ngrok.com", "ngrokxio", "duckdns.or", "", "pasteio.co"] {
             assert!(!set.is_match(miss.as_bytes()), "{miss}");
+        }
+    }
+
+    /// A literal decides only where every pattern is `*literal*` and no
+    /// literal can reach past a cell's value.
+    #[test]
+    fn a_literal_decides_for_contains_patterns_only() {
+        assert!(PatternSet::new(&DEFAULT_PATTERNS).unwrap().any_literal_matches());
+        assert!(PatternSet::new(&["*pastebin*", "**ngrok.io**"])
+            .unwrap()
+            .any_literal_matches());
+        for not in [
+            &["*pastebin*", "paste*"][..],
+            &["*pastebin*", "*.io"],
+            &["pastebin.com"],
+            &["*paste*bin*"],
+            &["*pastebin*", "*"],
+            &["*a,b*"],
+            &["*a\"b*"],
+            &["*a\rb*"],
+        ] {
+            assert!(!PatternSet::new(not).unwrap().any_literal_matches(), "{not:?}");
         }
     }
 
