@@ -83,6 +83,10 @@ pub struct Shared {
     /// many reads of its own (or finished), so that the decoder's reading
     /// on while a new thread starts happens whatever the threads' speeds.
     hold: usize,
+    /// Tests: the decoder never reads on while the worker starts, but waits
+    /// for its windows, so that the worker reads the body even when its
+    /// thread is busy with another test's body first.
+    patient: bool,
     /// The decoder is done with the body: a held worker stops waiting.
     done: AtomicBool,
 }
@@ -100,6 +104,7 @@ impl Shared {
             reads_here: AtomicUsize::new(0),
             taking: AtomicBool::new(false),
             hold: 0,
+            patient: false,
             done: AtomicBool::new(false),
         }
     }
@@ -108,6 +113,13 @@ impl Shared {
     /// made `reads` reads of its own ([`Body::while_starting`]).
     pub fn hold_worker(mut self, reads: usize) -> Self {
         self.hold = reads;
+        self
+    }
+
+    /// Tests: the decoder waits for the worker rather than read on while
+    /// it starts.
+    pub fn wait_for_worker(mut self, patient: bool) -> Self {
+        self.patient = patient;
         self
     }
 
@@ -212,7 +224,7 @@ impl<R: Read> Body<R> {
     /// `shared` starts: `None` once the worker has taken it (or holds it
     /// right now), and the decoder must wait for its windows.
     pub fn while_starting<'b>(body: &'b Mutex<Self>, shared: &Shared) -> Option<MutexGuard<'b, Self>> {
-        if shared.taking.load(Ordering::Acquire) {
+        if shared.patient || shared.taking.load(Ordering::Acquire) {
             return None;
         }
         // The worker's thread may be waking on this CPU (and a new one

@@ -86,6 +86,8 @@ pub struct Decoder {
     /// Tests keep the worker from taking the body before the decoder made
     /// this many reads of its own ([`Shared::hold_worker`]).
     hold_worker: usize,
+    /// Tests wait for the worker instead ([`Shared::wait_for_worker`]).
+    patient: bool,
     /// The wanted field whose cell is looked at for the prefilter's hits
     /// ([`Row::holds_literal`]).
     literal_field: Option<usize>,
@@ -366,6 +368,7 @@ impl Decoder {
             searched_eighths: 8,
             pinned: false,
             hold_worker: 0,
+            patient: false,
             literal_field: None,
         }
     }
@@ -405,7 +408,9 @@ impl Decoder {
         F: FnMut(&Row<'_>) -> Result<(), Error>,
     {
         let prefilter = self.prefilter.take();
-        let shared = Shared::new(self.searched_eighths, self.pinned).hold_worker(self.hold_worker);
+        let shared = Shared::new(self.searched_eighths, self.pinned)
+            .hold_worker(self.hold_worker)
+            .wait_for_worker(self.patient);
         let body = Mutex::new(Body::new(body));
         let input = Input {
             scope: None,
@@ -1323,6 +1328,9 @@ mod tests {
             d.pinned = true;
         }
         d.hold_worker = hold;
+        // Where the worker searches and skims whole windows, the tests
+        // count on its lists (vouched-for literals): wait for it.
+        d.patient = hold == 0 && eighths == Some(16);
         if let Some(l) = literals {
             d.skim_with(Prefilter::new(l).expect("a prefilter"), 0);
             d.look_for_literals_in(1);
@@ -1516,7 +1524,7 @@ mod tests {
         }
         let mut d = Decoder::new(&["f0", "f1"]);
         (d.window_size, d.headroom) = (4096, 512);
-        (d.searched_eighths, d.pinned) = (16, true);
+        (d.searched_eighths, d.pinned, d.patient) = (16, true, true);
         d.skim_with(Prefilter::new(&[b"pastebin".to_vec()]).expect("a prefilter"), 0);
         d.look_for_literals_in(1);
         let mut vouched = [0u64; 2];
