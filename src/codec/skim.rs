@@ -28,6 +28,8 @@
 //! passed over as a [`Run`]; [`odd_quotes`] carries the quote state over
 //! the bytes it leaves to the decoder.
 
+use std::ops::ControlFlow;
+
 /// The classes of one 64-byte block: bit `i` for byte `i`.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Masks {
@@ -497,6 +499,32 @@ fn batch<C: Classify>(data: &[u8], base: usize, carries: &mut Carries, out: &mut
     }
 }
 
+/// Walk the blocks of `data` from `start` (a byte whose quote state is
+/// `quoted`) a [`batch`] at a time: `each(base, broken, comma_out, ends)`
+/// for every block at `base`, until it breaks. Returns whether the data
+/// ends inside quotes (when walked to its end). The row walks' common loop.
+#[inline(always)]
+fn walk<C: Classify>(
+    data: &[u8],
+    start: usize,
+    quoted: bool,
+    mut each: impl FnMut(usize, u64, u64, u64) -> ControlFlow<()>,
+) -> bool {
+    let mut carries = Carries::at(quoted);
+    let (mut masks, mut block) = (Batch::default(), [0u8; 64]);
+    let mut first = start;
+    while first < data.len() {
+        let n = batch::<C>(data, first, &mut carries, &mut masks, &mut block);
+        for i in 0..n {
+            if each(first + 64 * i, masks.broken[i], masks.comma_out[i], masks.ends[i]).is_break() {
+                return carries.in_quotes != 0;
+            }
+        }
+        first += 64 * n;
+    }
+    carries.in_quotes != 0
+}
+
 #[inline(always)]
 fn skim_with<C: Classify>(
     data: &[u8],
@@ -509,48 +537,41 @@ fn skim_with<C: Classify>(
     let mut rows = 0;
     let mut next_candidate = candidate(start);
     let mut commas = 0u64; // commas outside quotes in the current row, before this block
-    let mut carries = Carries::at(false);
-    let (mut masks, mut block) = (Batch::default(), [0u8; 64]);
-    let mut first = start;
-    while first < data.len() {
-        let n = batch::<C>(data, first, &mut carries, &mut masks, &mut block);
-        for i in 0..n {
-            let base = first + 64 * i;
-            let (broken, comma_out, mut ends) = (masks.broken[i], masks.comma_out[i], masks.ends[i]);
-            // The block's bits from the current row's start on (a row never
-            // starts inside a block it did not end the previous row in).
-            let mut rest = !0u64;
-            while ends != 0 {
-                let end_bit = ends.trailing_zeros();
-                let upto = u64::MAX >> (63 - end_bit); // bits 0..=end_bit
-                let row_bits = rest & upto;
-                let end = base + end_bit as usize; // the LF
-                let blank = end == row_start || (end == row_start + 1 && data[row_start] == b'\r');
-                if broken & row_bits != 0 {
-                    return Skimmed { next: row_start, rows };
-                }
-                if !blank {
-                    let row_commas = commas + u64::from((comma_out & row_bits).count_ones());
-                    if row_commas != commas_wanted || next_candidate <= end {
-                        return Skimmed { next: row_start, rows };
-                    }
-                    rows += 1;
-                }
-                row_start = end + 1;
-                if next_candidate < row_start {
-                    next_candidate = candidate(row_start);
-                }
-                commas = 0;
-                rest = !upto;
-                ends &= ends - 1;
+    walk::<C>(data, start, false, |base, broken, comma_out, mut ends| {
+        // The block's bits from the current row's start on (a row never
+        // starts inside a block it did not end the previous row in).
+        let mut rest = !0u64;
+        while ends != 0 {
+            let end_bit = ends.trailing_zeros();
+            let upto = u64::MAX >> (63 - end_bit); // bits 0..=end_bit
+            let row_bits = rest & upto;
+            let end = base + end_bit as usize; // the LF
+            let blank = end == row_start || (end == row_start + 1 && data[row_start] == b'\r');
+            if broken & row_bits != 0 {
+                return ControlFlow::Break(());
             }
-            if broken & rest != 0 {
-                return Skimmed { next: row_start, rows };
+            if !blank {
+                let row_commas = commas + u64::from((comma_out & row_bits).count_ones());
+                if row_commas != commas_wanted || next_candidate <= end {
+                    return ControlFlow::Break(());
+                }
+                rows += 1;
             }
-            commas += u64::from((comma_out & rest).count_ones());
+            row_start = end + 1;
+            if next_candidate < row_start {
+                next_candidate = candidate(row_start);
+            }
+            commas = 0;
+            rest = !upto;
+            ends &= ends - 1;
         }
-        first += 64 * n;
-    }
+        if broken & rest != 0 {
+            return ControlFlow::Break(());
+        }
+        commas += u64::from((comma_out & rest).count_ones());
+        ControlFlow::Continue(())
+    });
+    // Stopped (at the start of a row it cannot vouch for) or at the end.
     Skimmed { next: row_start, rows }
 }
 
@@ -673,63 +694,55 @@ fn runs_with<C: Classify>(
     let mut row_broken = false;
     let mut next_candidate = 0;
     let mut commas = 0u64;
-    let mut carries = Carries::at(quoted);
-    let (mut masks, mut block) = (Batch::default(), [0u8; 64]);
-    let mut first = start;
-    while first < data.len() {
-        let n = batch::<C>(data, first, &mut carries, &mut masks, &mut block);
-        for i in 0..n {
-            let base = first + 64 * i;
-            let (broken, comma_out, mut ends) = (masks.broken[i], masks.comma_out[i], masks.ends[i]);
-            let mut rest = !0u64;
-            while ends != 0 {
-                let end_bit = ends.trailing_zeros();
-                let upto = u64::MAX >> (63 - end_bit);
-                let row_bits = rest & upto;
-                let end = base + end_bit as usize;
-                if let Some(r) = &mut run {
-                    let blank = end == row_start || (end == row_start + 1 && data[row_start] == b'\r');
-                    let row_commas = commas + u64::from((comma_out & row_bits).count_ones());
-                    let refused = row_broken
-                        || broken & row_bits != 0
-                        || (!blank && (row_commas != commas_wanted || next_candidate <= end));
-                    if refused {
-                        r.next = row_start;
-                        r.refused = true;
-                        runs.push(*r);
-                        *r = Run::default();
-                        full = runs.len() >= max_runs;
-                    } else if !blank {
-                        r.rows += 1;
-                    }
+    let in_quotes = walk::<C>(data, start, quoted, |base, broken, comma_out, mut ends| {
+        let mut rest = !0u64;
+        while ends != 0 {
+            let end_bit = ends.trailing_zeros();
+            let upto = u64::MAX >> (63 - end_bit);
+            let row_bits = rest & upto;
+            let end = base + end_bit as usize;
+            if let Some(r) = &mut run {
+                let blank = end == row_start || (end == row_start + 1 && data[row_start] == b'\r');
+                let row_commas = commas + u64::from((comma_out & row_bits).count_ones());
+                let refused = row_broken
+                    || broken & row_bits != 0
+                    || (!blank && (row_commas != commas_wanted || next_candidate <= end));
+                if refused {
+                    r.next = row_start;
+                    r.refused = true;
+                    runs.push(*r);
+                    *r = Run::default();
+                    full = runs.len() >= max_runs;
+                } else if !blank {
+                    r.rows += 1;
                 }
-                row_start = end + 1;
-                if full {
-                    run = None;
-                } else {
-                    let r = run.get_or_insert_with(Run::default);
-                    if r.rows == 0 {
-                        r.from = row_start;
-                    }
-                }
-                if next_candidate < row_start {
-                    next_candidate = candidate(row_start);
-                }
-                row_broken = false;
-                commas = 0;
-                rest = !upto;
-                ends &= ends - 1;
             }
-            row_broken |= broken & rest != 0;
-            commas += u64::from((comma_out & rest).count_ones());
+            row_start = end + 1;
+            if full {
+                run = None;
+            } else {
+                let r = run.get_or_insert_with(Run::default);
+                if r.rows == 0 {
+                    r.from = row_start;
+                }
+            }
+            if next_candidate < row_start {
+                next_candidate = candidate(row_start);
+            }
+            row_broken = false;
+            commas = 0;
+            rest = !upto;
+            ends &= ends - 1;
         }
-        first += 64 * n;
-    }
+        row_broken |= broken & rest != 0;
+        commas += u64::from((comma_out & rest).count_ones());
+        ControlFlow::Continue(())
+    });
     if let Some(mut r) = run.filter(|r| r.from < row_start) {
         r.next = row_start;
         runs.push(r);
     }
-    carries.in_quotes != 0
+    in_quotes
 }
 
 #[cfg(test)]
