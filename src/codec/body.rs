@@ -114,13 +114,33 @@ impl<'r> Row<'r> {
     /// hold doubled quotes.
     #[inline]
     fn raw_cell(&self, column: usize) -> (&'r [u8], bool) {
+        let (from, end) = self.cell_span(column);
+        (&self.data[from..end], has_doubled_quotes(self.ends[column]))
+    }
+
+    /// Where cell `column` lies in the window: its raw bytes' start and end.
+    #[inline]
+    fn cell_span(&self, column: usize) -> (usize, usize) {
         let from = if column == 0 {
             self.start
         } else {
             cell_end(self.ends[column - 1]) + 1
         };
-        let end = self.ends[column];
-        (&self.data[from..cell_end(end)], has_doubled_quotes(end))
+        (from, cell_end(self.ends[column]))
+    }
+
+    /// Field `i` is single-valued (no `__mv_` value) and the worker listed
+    /// a hit inside its cell: what [`Self::holds_literal`] answers.
+    fn literal_in(&self, i: usize, hits: &Hits) -> bool {
+        if let Some(mv) = self.columns.mv[i] {
+            if !is_empty_value(self.raw_cell(mv).0) {
+                return false;
+            }
+        }
+        self.columns.plain[i].is_some_and(|c| {
+            let (from, end) = self.cell_span(c);
+            hits.listed_within(from, end)
+        })
     }
 
     /// Which wanted fields this chunk's header has a column (plain or
@@ -529,18 +549,16 @@ impl Decoder {
                                 ),
                             ));
                         }
-                        let literal = self
-                            .literal_field
-                            .filter(|&i| skimming && self.literal_in(i, pos, &hits));
-                        let row = Row {
+                        let mut row = Row {
                             data: &self.window[..filled],
                             start: pos,
                             ends: &self.ends,
-                            literal,
+                            literal: None,
                             columns: &self.columns,
                             number: rows,
                             offset: record_offset,
                         };
+                        row.literal = self.literal_field.filter(|&i| skimming && row.literal_in(i, &hits));
                         each_row(&row)?;
                     }
                     pos = next;
@@ -666,25 +684,6 @@ impl Decoder {
             self.window.shrink_to_fit();
         }
         Ok(rows)
-    }
-
-    /// The row at `pos`, just cut into cells, has field `i` single-valued
-    /// (no `__mv_` value) and the worker listed a hit inside its cell.
-    fn literal_in(&self, i: usize, pos: usize, hits: &Hits) -> bool {
-        let cell = |c: usize| {
-            let from = if c == 0 { pos } else { cell_end(self.ends[c - 1]) + 1 };
-            (from, cell_end(self.ends[c]))
-        };
-        if let Some(mv) = self.columns.mv[i] {
-            let (from, end) = cell(mv);
-            if !is_empty_value(&self.window[from..end]) {
-                return false;
-            }
-        }
-        self.columns.plain[i].is_some_and(|c| {
-            let (from, end) = cell(c);
-            hits.listed_within(from, end)
-        })
     }
 
     /// Keep the unfinished record: move it to the window's front, and double
