@@ -17,5 +17,8 @@ fn main() {
     let mut stdout = io::stdout().lock();
     let code = abusedweb::guard::run_guarded(&mut stdout, |out| abusedweb::command::run(stdin, out));
     let _ = stdout.flush();
+    // The thread kept for reading bodies ahead ends before the process:
+    // under Wine a thread still alive at exit makes Wine write to stderr.
+    abusedweb::codec::ahead::stop();
     std::process::exit(code);
 }

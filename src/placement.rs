@@ -2,11 +2,12 @@
 //!
 //! On the 2-CPU benchmark machine (Linux 6.18), a new thread started on its
 //! creator's CPU, and the load balancer moved one of the two about a
-//! millisecond later. The body reader ([`crate::codec::ahead`]) is started
-//! afresh for each chunk, which takes 2 to 3 ms at a 1% match rate: for
-//! half of every chunk the reader and the decoder took turns on one CPU
+//! millisecond later. The body reader ([`crate::codec::ahead`]) was then
+//! started afresh for each chunk, which takes 2 to 3 ms at a 1% match rate:
+//! for half of every chunk the reader and the decoder took turns on one CPU
 //! while the other idled. The reply's sort and write helpers, started once
-//! a search, met the same.
+//! a search, met the same. (The body reader's thread is now started once and
+//! kept; it too moves away when it starts.)
 //!
 //! A thread that calls [`Away::go`] first thing leaves its creator's CPU at
 //! once: its CPU mask is set to the other CPUs the creator may use, which

@@ -15,9 +15,12 @@
 //! a stretch's answer when it stands at the stretch's first row, and skims
 //! the rest itself.
 //!
-//! A new thread takes 100-300 µs to start running: until the worker takes
-//! the body's reader ([`Body`]), the decoder reads on and decodes by itself
-//! rather than wait for its first window.
+//! The worker runs on one thread kept for the whole search ([`pool`]), which
+//! each body's decoding hands a job that borrows the body: a thread started
+//! afresh for each chunk took 100-300 µs to run, the kept one is woken in a
+//! fraction of that. Until the worker takes the body's reader ([`Body`]),
+//! the decoder reads on and decodes by itself rather than wait for its first
+//! window.
 //!
 //! The worker reads no further than the body reader lets it (the declared
 //! body), and at most two windows ahead. Read errors travel with the bytes
@@ -26,12 +29,11 @@
 
 use crate::codec::skim::{odd_quotes, skim_runs, Run};
 use crate::engine::prefilter::Prefilter;
-use crate::placement;
+use crate::placement::Away;
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
-use std::sync::{Mutex, MutexGuard, TryLockError};
-use std::thread::{Builder, Scope, ScopedJoinHandle};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 /// At most this many prefilter hits, and as many skimmed runs, are kept per
 /// window (a window full of them would otherwise need a list as large as
@@ -82,9 +84,8 @@ pub struct Shared {
     /// on while a new thread starts happens whatever the threads' speeds.
     hold: usize,
     /// Tests: the decoder never reads on while the worker starts, but waits
-    /// for its windows, so that the worker reads the body however slowly
-    /// its thread starts (under cargo's parallel tests, a decoder could
-    /// otherwise read a whole body before it).
+    /// for its windows, so that the worker reads the body even when its
+    /// thread is busy with another test's body first.
     patient: bool,
     /// The decoder is done with the body: a held worker stops waiting.
     done: AtomicBool,
@@ -159,14 +160,110 @@ impl Shared {
 /// How many windows circulate through the worker (the decoder holds one more).
 pub const WINDOWS_AHEAD: usize = 2;
 
+/// The thread the workers run on, started on first use and kept (`None`
+/// when it cannot be started: the decoder then reads every body itself).
+///
+/// One thread, started once: the worker of one body at a time. Tests that
+/// decode on several threads at once queue their workers behind each other
+/// on it, and their decoders read on by themselves meanwhile. Like every
+/// helper, it starts off its creator's CPU ([`crate::placement`]). The
+/// program stops it before it exits ([`stop`]).
+pub fn pool() -> Option<Arc<rayon_core::ThreadPool>> {
+    KEPT.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pool()
+}
+
+/// Stop the kept thread ([`pool`]) and wait for it to end; later bodies are
+/// read by the decoder alone. The program calls this before it exits:
+/// under Wine, a thread still alive (asleep, waiting for work) when the
+/// process ends made Wine print `wine client error` on stderr.
+pub fn stop() {
+    let stopping = KEPT.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).stop();
+    stopping.join();
+}
+
+/// The program's kept thread.
+static KEPT: Mutex<Kept> = Mutex::new(Kept {
+    pool: None,
+    thread: None,
+    stopped: false,
+});
+
+/// A kept thread's pool and its handle ([`pool`], [`stop`]).
+struct Kept {
+    pool: Option<Arc<rayon_core::ThreadPool>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// Stopped (or could not start): no thread is started again.
+    stopped: bool,
+}
+
+impl Kept {
+    /// The pool, started now if it is not yet.
+    fn pool(&mut self) -> Option<Arc<rayon_core::ThreadPool>> {
+        if self.stopped {
+            return None;
+        }
+        if self.pool.is_none() {
+            let away = Away::from_here();
+            let mut handle = None;
+            let built = rayon_core::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .spawn_handler(|thread| {
+                    let builder = std::thread::Builder::new().name("abusedweb-read".into());
+                    handle = Some(builder.spawn(move || {
+                        away.go();
+                        thread.run()
+                    })?);
+                    Ok(())
+                })
+                .build();
+            match built {
+                Ok(pool) => {
+                    self.pool = Some(Arc::new(pool));
+                    self.thread = handle;
+                }
+                // Not tried again: every later body is read by its decoder.
+                Err(_) => self.stopped = true,
+            }
+        }
+        self.pool.clone()
+    }
+
+    /// Start no thread again, and hand over what is left to end (joined
+    /// outside the lock, so that a body still being read can finish).
+    fn stop(&mut self) -> Stopping {
+        self.stopped = true;
+        Stopping {
+            pool: self.pool.take(),
+            thread: self.thread.take(),
+        }
+    }
+}
+
+/// A kept thread being stopped.
+struct Stopping {
+    pool: Option<Arc<rayon_core::ThreadPool>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Stopping {
+    /// Wait for the thread to end; `true` if it did (or there was none).
+    fn join(self) -> bool {
+        // Dropping the last reference ends the pool: its thread finishes the
+        // job it has (none, between bodies) and returns.
+        drop(self.pool);
+        self.thread.is_none_or(|t| t.join().is_ok())
+    }
+}
+
 /// A body's reader, shared by the decoder and the worker.
 ///
-/// The decoder reads the start of a body; the worker, once started, reads
+/// The decoder reads the start of a body; the worker, once it runs, reads
 /// the rest. A new thread took 100-300 µs to start running here (on a
 /// 2-CPU virtual machine, with its move to the other CPU), and the decoder
 /// had waited that long at the start of every chunk, about 6% of a search
-/// at a 1% match rate: now it reads on and decodes while the worker
-/// starts, until the worker takes the reader ([`Self::while_starting`]).
+/// at a 1% match rate: so it reads on and decodes until the worker takes
+/// the reader ([`Self::while_starting`]). With the worker's thread kept
+/// ([`pool`]) that is a wake-up, not a start, but the reading on stays.
 #[derive(Debug)]
 pub struct Body<R> {
     reader: R,
@@ -202,9 +299,9 @@ impl<R: Read> Body<R> {
         if shared.patient || shared.taking.load(Ordering::Acquire) {
             return None;
         }
-        // A new thread starts on its creator's CPU, where the decoder
-        // would keep it from running (until it moves away, see
-        // `placement`): let it run first.
+        // The worker's thread may be waking on this CPU (and a new one
+        // starts on its creator's, until it moves away, see `placement`),
+        // where the decoder would keep it from running: let it run first.
         std::thread::yield_now();
         let body = match body.try_lock() {
             Ok(body) => body,
@@ -409,23 +506,24 @@ type Spare = (Vec<u8>, Hits);
 pub struct Ahead<'scope> {
     filled: Receiver<Filled>,
     empty: SyncSender<Spare>,
-    worker: ScopedJoinHandle<'scope, Vec<Vec<u8>>>,
+    /// The windows the worker held when it stopped (nothing if it panicked).
+    returned: Receiver<Vec<Vec<u8>>>,
     shared: &'scope Shared,
 }
 
 impl<'scope> Ahead<'scope> {
-    /// Start a worker reading the rest of `body` into `windows` (each as
-    /// long as the decoder's), leaving `headroom` bytes free at the front
-    /// of each, and searching each with `prefilter` as `shared` says. An
-    /// error when the thread could not start: the caller reads on itself.
-    pub fn start<'env, R: Read + Send>(
-        scope: &'scope Scope<'scope, 'env>,
+    /// Start a worker in `scope` ([`pool`]) reading the rest of `body` into
+    /// `windows` (each as long as the decoder's), leaving `headroom` bytes
+    /// free at the front of each, and searching each with `prefilter` as
+    /// `shared` says.
+    pub fn start<'env: 'scope, R: Read + Send>(
+        scope: &'scope rayon_core::Scope<'env>,
         body: &'env Mutex<Body<R>>,
         prefilter: Option<&'env Prefilter>,
         shared: &'env Shared,
         windows: Vec<Vec<u8>>,
         headroom: usize,
-    ) -> io::Result<Self> {
+    ) -> Self {
         let (filled_tx, filled) = sync_channel(1);
         let (empty, empty_rx) = sync_channel(WINDOWS_AHEAD);
         for w in windows.into_iter().take(WINDOWS_AHEAD) {
@@ -433,15 +531,24 @@ impl<'scope> Ahead<'scope> {
                 .send((w, Hits::default()))
                 .expect("the channel has room for every window");
         }
-        let worker = placement::spawn_scoped(scope, Builder::new().name("abusedweb-read".into()), move || {
-            work(body, prefilter, shared, headroom, empty_rx, filled_tx)
-        })?;
-        Ok(Ahead {
+        let (returned_tx, returned) = sync_channel(1);
+        scope.spawn(move |_| {
+            // A panic would otherwise resume in the decoder when the scope
+            // ends; caught, it drops the channels, and the decoder reports
+            // the worker gone ([`Self::next`]) as it would a failed thread.
+            let windows = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                work(body, prefilter, shared, headroom, empty_rx, filled_tx)
+            }));
+            if let Ok(windows) = windows {
+                let _ = returned_tx.send(windows);
+            }
+        });
+        Ahead {
             filled,
             empty,
-            worker,
+            returned,
             shared,
-        })
+        }
     }
 
     /// The next window if the worker has filled one already.
@@ -475,13 +582,13 @@ impl<'scope> Ahead<'scope> {
         let Ahead {
             filled,
             empty,
-            worker,
+            returned,
             shared,
         } = self;
         shared.body_done();
         drop(empty);
         drop(filled);
-        worker.join().unwrap_or_default()
+        returned.recv().unwrap_or_default()
     }
 }
 
@@ -681,9 +788,8 @@ mod tests {
         let p = prefilter();
         let shared = Shared::new(8, false);
         shared.header_read(true, 3);
-        let searched = std::thread::scope(|s| {
-            let ahead =
-                Ahead::start(s, &body, Some(&p), &shared, vec![vec![0; 100], vec![0; 100]], 10).expect("a thread");
+        let searched = pool().expect("a thread").in_place_scope(|s| {
+            let ahead = Ahead::start(s, &body, Some(&p), &shared, vec![vec![0; 100], vec![0; 100]], 10);
             let mut searched = Vec::new();
             loop {
                 let f = ahead.next().expect("a window");
@@ -712,8 +818,8 @@ mod tests {
         let body: Vec<u8> = (0..100u8).collect();
         let body = Mutex::new(Body::new(&body[..]));
         let shared = Shared::new(8, false);
-        let (got, spare) = std::thread::scope(|s| {
-            let ahead = Ahead::start(s, &body, None, &shared, vec![vec![0; 40], vec![0; 40]], 8).expect("a thread");
+        let (got, spare) = pool().expect("a thread").in_place_scope(|s| {
+            let ahead = Ahead::start(s, &body, None, &shared, vec![vec![0; 40], vec![0; 40]], 8);
             let mut got = Vec::new();
             loop {
                 let f = ahead.next().expect("a window");
@@ -729,6 +835,116 @@ mod tests {
         });
         assert_eq!(got, (0..100u8).collect::<Vec<_>>());
         assert!(!spare.is_empty(), "the windows come back");
+    }
+
+    /// Bodies after the first are read on the same thread, kept between
+    /// them: no thread is started per chunk.
+    #[test]
+    fn the_worker_thread_is_kept_across_bodies() {
+        struct Noted<'a>(&'a [u8], &'a Mutex<Vec<(std::thread::ThreadId, Option<String>)>>);
+        impl Read for Noted<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let t = std::thread::current();
+                self.1
+                    .lock()
+                    .expect("no panic")
+                    .push((t.id(), t.name().map(String::from)));
+                self.0.read(buf)
+            }
+        }
+        let bytes: Vec<u8> = (0..100u8).collect();
+        let readers = Mutex::new(Vec::new());
+        for _ in 0..3 {
+            let body = Mutex::new(Body::new(Noted(&bytes, &readers)));
+            let shared = Shared::new(8, false);
+            pool().expect("a thread").in_place_scope(|s| {
+                let ahead = Ahead::start(s, &body, None, &shared, vec![vec![0; 40], vec![0; 40]], 8);
+                loop {
+                    let f = ahead.next().expect("a window");
+                    if f.ended.is_some() {
+                        break;
+                    }
+                    ahead.give_back(f.buf, f.hits);
+                }
+                ahead.finish();
+            });
+        }
+        let readers = readers.into_inner().expect("no panic");
+        assert!(readers.len() >= 3, "{readers:?}");
+        assert!(
+            readers.iter().all(|r| r == &readers[0]),
+            "one thread read all: {readers:?}"
+        );
+        assert_ne!(readers[0].0, std::thread::current().id());
+        assert_eq!(readers[0].1.as_deref(), Some("abusedweb-read"));
+    }
+
+    /// A kept thread ends when stopped, after the job it runs; no thread is
+    /// started again, and later bodies are read without one.
+    #[test]
+    fn a_stopped_thread_ends_and_is_not_started_again() {
+        let mut kept = Kept {
+            pool: None,
+            thread: None,
+            stopped: false,
+        };
+        let pool = kept.pool().expect("a thread");
+        let again = kept.pool().expect("the same thread");
+        assert!(Arc::ptr_eq(&pool, &again), "one pool is kept");
+        let (ran_tx, ran) = sync_channel(1);
+        pool.spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            let _ = ran_tx.send(std::thread::current().name().map(String::from));
+        });
+        drop((pool, again));
+        let stopping = kept.stop();
+        let thread = stopping.thread.as_ref().expect("its handle").thread().clone();
+        assert!(stopping.join(), "the thread ended without a panic");
+        assert_eq!(
+            ran.try_recv().ok().flatten().as_deref(),
+            Some("abusedweb-read"),
+            "the job it held ran before it ended"
+        );
+        assert_eq!(thread.name(), Some("abusedweb-read"));
+        assert!(kept.pool().is_none(), "no thread after a stop");
+    }
+
+    /// A worker that panics is reported gone, and the panic stays on its
+    /// thread, which then serves the next body.
+    #[test]
+    fn a_worker_that_panics_is_reported_gone() {
+        struct Panics;
+        impl Read for Panics {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                panic!("a reader that panics (expected by this test)");
+            }
+        }
+        let body = Mutex::new(Body::new(Panics));
+        let shared = Shared::new(8, false);
+        let (error, spare) = pool().expect("a thread").in_place_scope(|s| {
+            let ahead = Ahead::start(s, &body, None, &shared, vec![vec![0; 32], vec![0; 32]], 4);
+            let error = ahead.next().err().expect("no window").to_string();
+            (error, ahead.finish())
+        });
+        assert_eq!(error, "the thread reading the body ahead stopped");
+        assert!(spare.is_empty(), "its windows are gone with it");
+        let bytes = [7u8; 50];
+        let body = Mutex::new(Body::new(&bytes[..]));
+        let read = pool().expect("a thread").in_place_scope(|s| {
+            let ahead = Ahead::start(s, &body, None, &shared, vec![vec![0; 32], vec![0; 32]], 4);
+            let mut read = 0;
+            loop {
+                let f = ahead.next().expect("a window");
+                read += f.end - f.start;
+                if f.ended.is_some() {
+                    break;
+                }
+                ahead.give_back(f.buf, f.hits);
+            }
+            ahead.finish();
+            read
+        });
+        assert_eq!(read, 50);
     }
 
     /// A failed read arrives after the bytes read before it.
@@ -748,8 +964,8 @@ mod tests {
         }
         let body = Mutex::new(Body::new(Fails(50)));
         let shared = Shared::new(8, false);
-        let (bytes, error) = std::thread::scope(|s| {
-            let ahead = Ahead::start(s, &body, None, &shared, vec![vec![0; 32], vec![0; 32]], 4).expect("a thread");
+        let (bytes, error) = pool().expect("a thread").in_place_scope(|s| {
+            let ahead = Ahead::start(s, &body, None, &shared, vec![vec![0; 32], vec![0; 32]], 4);
             let mut bytes = 0;
             let error = loop {
                 let f = ahead.next().expect("a window");

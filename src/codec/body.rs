@@ -29,7 +29,6 @@ use crate::error::Error;
 use std::borrow::Cow;
 use std::io::{self, Read};
 use std::sync::Mutex;
-use std::thread::Scope;
 
 /// How many body bytes one window takes; a record larger than this grows it.
 /// 256 KiB: the three windows in flight (two with the reader thread, one
@@ -360,7 +359,9 @@ fn scan_bytes(data: &[u8], start: usize, eof: bool, ends: &mut Vec<usize>) -> Sc
 
 /// Where one body's bytes come from, for the whole of [`Decoder::decode`].
 struct Input<'scope, 'env, R> {
-    scope: &'scope Scope<'scope, 'env>,
+    /// Where the worker reading ahead runs: `None` when its thread could
+    /// not be started, and the decoder reads the whole body itself.
+    scope: Option<&'scope rayon_core::Scope<'env>>,
     body: &'env Mutex<Body<R>>,
     prefilter: Option<&'env Prefilter>,
     /// What the decoder and the worker tell each other.
@@ -431,17 +432,29 @@ impl Decoder {
             .hold_worker(self.hold_worker)
             .wait_for_worker(self.patient);
         let body = Mutex::new(Body::new(body));
-        let result = std::thread::scope(|scope| {
-            let input = Input {
-                scope,
-                body: &body,
-                prefilter: prefilter.as_ref(),
-                shared: &shared,
-            };
-            let decoded = self.decode_from(input, chunk, base_offset, &mut each_row);
-            shared.body_done();
-            decoded
-        });
+        let input = Input {
+            scope: None,
+            body: &body,
+            prefilter: prefilter.as_ref(),
+            shared: &shared,
+        };
+        let result = match ahead::pool() {
+            Some(pool) => pool.in_place_scope(|scope| {
+                let decoded = self.decode_from(
+                    Input {
+                        scope: Some(scope),
+                        ..input
+                    },
+                    chunk,
+                    base_offset,
+                    &mut each_row,
+                );
+                // Before the scope waits for the worker: a held one stops waiting.
+                shared.body_done();
+                decoded
+            }),
+            None => self.decode_from(input, chunk, base_offset, &mut each_row),
+        };
         self.prefilter = prefilter;
         self.searched_eighths = shared.eighths();
         result
@@ -738,17 +751,17 @@ impl Decoder {
     /// Start the worker for the rest of the body; `None` (read here) when
     /// the thread cannot start.
     fn start_ahead<'scope, 'env, R: Read + Send>(&mut self, input: &Input<'scope, 'env, R>) -> Option<Ahead<'scope>> {
+        let scope = input.scope?;
         let mut windows = std::mem::take(&mut self.spare);
         windows.resize_with(ahead::WINDOWS_AHEAD, || vec![0; self.window_len()]);
-        Ahead::start(
-            input.scope,
+        Some(Ahead::start(
+            scope,
             input.body,
             input.prefilter,
             input.shared,
             windows,
             self.headroom,
-        )
-        .ok()
+        ))
     }
 
     /// A window's length: the room for the record carried over from the
