@@ -469,12 +469,12 @@ impl Hits {
         prefilter.find(window, from).unwrap_or(usize::MAX)
     }
 
-    /// The worker listed a hit (a literal's start) in `from..end`: an
-    /// answer only where its list covers all of `from..end`, `false`
-    /// elsewhere (not known). The decoder asks it of the matched field's
-    /// cell in a row it tokenises ([`crate::codec::body::Row::holds_literal`]).
-    pub fn listed_within(&self, from: usize, end: usize) -> bool {
-        from >= self.from && end <= self.to && self.listed(from).is_some_and(|h| h < end)
+    /// Whether a literal starts in `from..end`, where the worker's list
+    /// covers all of `from..end` (it holds every literal's start there);
+    /// `None` elsewhere (not known). The decoder asks it of the matched
+    /// field's cell in a row it tokenises ([`crate::codec::body::Row::holds_literal`]).
+    pub fn listed_within(&self, from: usize, end: usize) -> Option<bool> {
+        (from >= self.from && end <= self.to).then(|| self.listed(from).is_some_and(|h| h < end))
     }
 
     /// The first listed hit at `from` or later.

@@ -99,9 +99,9 @@ pub struct Row<'r> {
     start: usize,
     ends: &'r [usize],
     columns: &'r Columns,
-    /// The wanted field whose single value holds the start of one of the
-    /// prefilter's literals, when the decoder knows it does.
-    literal: Option<usize>,
+    /// The wanted field whose cell the reader's list of the prefilter's
+    /// hits covers, and whether a literal starts in its single value.
+    literal: Option<(usize, bool)>,
     /// 1-based data row number within the chunk.
     pub number: u64,
     /// Byte offset of the row within the body.
@@ -128,18 +128,17 @@ impl<'r> Row<'r> {
         (from, cell_end(self.ends[column]))
     }
 
-    /// Field `i` is single-valued (no `__mv_` value) and the worker listed
-    /// a hit inside its cell: what [`Self::holds_literal`] answers.
-    fn literal_in(&self, i: usize, hits: &Hits) -> bool {
+    /// Where field `i` is single-valued (no `__mv_` value) and the
+    /// worker's list covers its cell, whether it listed a hit inside the
+    /// cell: what [`Self::holds_literal`] answers.
+    fn literal_in(&self, i: usize, hits: &Hits) -> Option<bool> {
         if let Some(mv) = self.columns.mv[i] {
             if !is_empty_value(self.raw_cell(mv).0) {
-                return false;
+                return None;
             }
         }
-        self.columns.plain[i].is_some_and(|c| {
-            let (from, end) = self.cell_span(c);
-            hits.listed_within(from, end)
-        })
+        let (from, end) = self.cell_span(self.columns.plain[i]?);
+        hits.listed_within(from, end)
     }
 
     /// Which wanted fields this chunk's header has a column (plain or
@@ -151,13 +150,14 @@ impl<'r> Row<'r> {
         self.columns.present
     }
 
-    /// Wanted field `i` is single-valued and the prefilter's search of the
-    /// body found one of its literals starting inside the value (only ever
-    /// for the field [`Decoder::look_for_literals_in`] names, and only where
-    /// the reader thread's list of hits covers the cell; otherwise `false`).
+    /// Where wanted field `i` is single-valued and the reader thread's list
+    /// of the prefilter's hits covers its cell, whether one of the literals
+    /// starts inside its value (the list holds every such start); `None`
+    /// where not known, and for any field but the one
+    /// [`Decoder::look_for_literals_in`] names.
     #[inline]
-    pub fn holds_literal(&self, i: usize) -> bool {
-        self.literal == Some(i)
+    pub fn holds_literal(&self, i: usize) -> Option<bool> {
+        self.literal.filter(|&(f, _)| f == i).map(|(_, holds)| holds)
     }
 
     /// The wanted field at index `i` (in the order given to [`Decoder::new`]).
@@ -191,7 +191,7 @@ impl Event for Row<'_> {
         Row::field(self, slot)
     }
 
-    fn holds_literal(&self, slot: usize) -> bool {
+    fn holds_literal(&self, slot: usize) -> Option<bool> {
         Row::holds_literal(self, slot)
     }
 }
@@ -393,9 +393,10 @@ impl Decoder {
         }
     }
 
-    /// Tell rows whose field `i` holds the start of a prefilter literal
-    /// ([`Row::holds_literal`]): the matched field, so that a matcher for
-    /// which a literal decides need not search its value again.
+    /// Tell rows whose field `i` holds the start of a prefilter literal, and
+    /// rows whose field `i` holds none ([`Row::holds_literal`]): the matched
+    /// field, so that a matcher for which a literal decides need not search
+    /// its value again.
     pub fn look_for_literals_in(&mut self, i: usize) {
         self.literal_field = Some(i);
     }
@@ -571,7 +572,10 @@ impl Decoder {
                             number: rows,
                             offset: record_offset,
                         };
-                        row.literal = self.literal_field.filter(|&i| skimming && row.literal_in(i, &hits));
+                        row.literal = self
+                            .literal_field
+                            .filter(|_| skimming)
+                            .and_then(|i| Some((i, row.literal_in(i, &hits)?)));
                         each_row(&row)?;
                     }
                     pos = next;
@@ -1295,6 +1299,8 @@ mod tests {
     thread_local! {
         /// Rows [`decode_rows`] saw vouched for ([`Row::holds_literal`]).
         static VOUCHED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+        /// Rows [`decode_rows`] saw vouched against: no literal in the value.
+        static REFUSED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
     }
 
     /// Decode `body` read `step` bytes at a time through windows of
@@ -1336,22 +1342,37 @@ mod tests {
         }
         let mut seen = Vec::new();
         let result = d.decode(Steps(body, step), 1, 0, |row| {
-            if row.holds_literal(1) {
+            let holds = |v: &[u8]| {
+                literals
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|l| v.windows(l.len()).any(|w| w.eq_ignore_ascii_case(l)))
+            };
+            match (row.holds_literal(1), row.field(1)) {
+                (None, _) => {}
                 // Vouched for: single-valued, and a literal starts in it
                 // (the bodies' literals hold no byte that ends a cell).
-                match row.field(1) {
-                    Field::Single(v) => assert!(
-                        literals
-                            .unwrap_or_default()
-                            .iter()
-                            .any(|l| v.windows(l.len()).any(|w| w.eq_ignore_ascii_case(l))),
+                (Some(true), Field::Single(v)) => {
+                    assert!(
+                        holds(&v),
                         "row {} vouched for without a literal in {:?}",
                         row.number,
                         String::from_utf8_lossy(&v)
-                    ),
-                    other => panic!("row {} vouched for with {other:?}", row.number),
+                    );
+                    VOUCHED.with(|n| n.set(n.get() + 1));
                 }
-                VOUCHED.with(|n| n.set(n.get() + 1));
+                // Vouched against: no literal in the value, if any.
+                (Some(false), Field::Single(v)) => {
+                    assert!(
+                        !holds(&v),
+                        "row {} vouched against with a literal in {:?}",
+                        row.number,
+                        String::from_utf8_lossy(&v)
+                    );
+                    REFUSED.with(|n| n.set(n.get() + 1));
+                }
+                (Some(false), Field::Absent) => REFUSED.with(|n| n.set(n.get() + 1)),
+                (Some(answer), other) => panic!("row {} vouched {answer} with {other:?}", row.number),
             }
             let fields = (0..wanted.len())
                 .map(|i| {
@@ -1466,7 +1487,14 @@ mod tests {
                     "h.example.com"
                 };
                 let stray = if broken_at == Some(i) { "\"" } else { "" };
-                body.extend_from_slice(format!("{value},{host}{stray},\"{i}\"\n").as_bytes());
+                // Now and then a literal in another field: such rows are
+                // tokenised, and their f1 vouched against.
+                let last = if i % 97 == 5 {
+                    "ngrok.io".to_string()
+                } else {
+                    i.to_string()
+                };
+                body.extend_from_slice(format!("{value},{host}{stray},\"{last}\"\n").as_bytes());
             }
             let (all_result, all, _) = decode_rows(&body, 1 << 20, (1 << 22, 0), None, (None, 0));
             // The decoder reads on while the worker starts, as the thread's
@@ -1477,6 +1505,7 @@ mod tests {
                     .flat_map(|w| [(w, None, 0), (w, Some(12), 3), (w, Some(16), 0)])
             {
                 VOUCHED.with(|n| n.set(0));
+                REFUSED.with(|n| n.set(0));
                 let (result, seen, skipped) =
                     decode_rows(&body, step, (window, headroom), Some(&literals), (eighths, hold));
                 assert_eq!(result, all_result, "window {window}");
@@ -1500,6 +1529,14 @@ mod tests {
                         vouched >= most,
                         "window {window}: {vouched} of {} vouched for",
                         handed.len()
+                    );
+                    // And against the rows tokenised for a literal elsewhere.
+                    let elsewhere = seen.iter().filter(|r| !r.2[1][0].starts_with(b"h.pastebin")).count();
+                    let refused = REFUSED.with(|n| n.get());
+                    assert!(elsewhere >= 200, "{elsewhere} rows with a literal elsewhere");
+                    assert!(
+                        refused >= elsewhere as u64 * 3 / 4,
+                        "window {window}: {refused} of {elsewhere} vouched against"
                     );
                 }
                 if let Ok(rows) = result {
@@ -1530,9 +1567,9 @@ mod tests {
         let rows = d
             .decode(&body[..], 1, 0, |row| {
                 let single = matches!(row.field(1), Field::Single(_));
-                assert!(!row.holds_literal(1) || single, "row {}", row.number);
-                assert!(!row.holds_literal(0), "row {}", row.number);
-                vouched[usize::from(single)] += u64::from(row.holds_literal(1));
+                assert!(row.holds_literal(1).is_none() || single, "row {}", row.number);
+                assert_eq!(row.holds_literal(0), None, "row {}", row.number);
+                vouched[usize::from(single)] += u64::from(row.holds_literal(1) == Some(true));
                 Ok(())
             })
             .expect("a well-formed body");

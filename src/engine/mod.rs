@@ -90,14 +90,17 @@ pub trait Event {
     /// The field in `slot` ([`TIME_SLOT`], [`by_slot`], or the match slot).
     fn field(&self, slot: usize) -> Field<'_>;
 
-    /// The field in `slot` is single-valued and the front-end saw one of
-    /// the matcher's required literals start inside its value (the chunk
-    /// decoder knows where its prefilter found them). With a matcher for
+    /// Where the field in `slot` is single-valued (or absent) and the
+    /// front-end knows every place where one of the matcher's required
+    /// literals starts inside its value (the chunk decoder knows where its
+    /// prefilter found them), whether there is one. With a matcher for
     /// which that decides ([`PatternSet::any_literal_matches`]) the value
-    /// matches without being searched again. `false` when not known.
-    fn holds_literal(&self, slot: usize) -> bool {
+    /// matches, or not, without being searched again: every matching value
+    /// holds a required literal, and with such a matcher every value that
+    /// holds one matches. `None` when not known.
+    fn holds_literal(&self, slot: usize) -> Option<bool> {
         let _ = slot;
-        false
+        None
     }
 }
 
@@ -215,10 +218,9 @@ impl<'p> Engine<'p> {
     /// with the next few events' or at [`settle`](Self::settle).
     pub fn offer<E: Event + ?Sized>(&mut self, event: &E, at: Origin) -> Result<(), EventError> {
         self.counters.events_read += 1;
-        let matched = if self.literal_decides && event.holds_literal(self.match_slot) {
-            true
-        } else {
-            self.matches(event)?
+        let matched = match event.holds_literal(self.match_slot) {
+            Some(holds) if self.literal_decides => holds,
+            _ => self.matches(event)?,
         };
         if !matched {
             return Ok(());
@@ -517,39 +519,40 @@ mod tests {
         assert_eq!(groups, ["other.net 1 10 10", "pastebin.com 2 3 10"]);
     }
 
-    /// [`Plain`], vouching that its match field holds a literal, whether
-    /// or not it does.
-    struct Vouched(Plain);
+    /// [`Plain`], vouching that its match field holds a literal (or,
+    /// `false`, none), whether or not it does.
+    struct Vouched(Plain, bool);
 
     impl Event for Vouched {
         fn field(&self, slot: usize) -> Field<'_> {
             self.0.field(slot)
         }
 
-        fn holds_literal(&self, slot: usize) -> bool {
-            slot == 7
+        fn holds_literal(&self, slot: usize) -> Option<bool> {
+            (slot == 7).then_some(self.1)
         }
     }
 
-    /// An event vouched for counts without a search of its value where a
-    /// literal decides, and is searched where one does not.
+    /// An event vouched for counts, or not, without a search of its value
+    /// where a literal decides, and is searched where one does not.
     #[test]
     fn a_vouched_literal_decides_only_for_contains_patterns() {
         let grouping = Grouping::plain(6);
         let at = Origin::default();
-        for (patterns, counted) in [(&["*pastebin*"][..], 2), (&["*pastebin*", "pastebin*"], 1)] {
+        for (patterns, counted) in [(&["*pastebin*"][..], 2), (&["*pastebin*", "pastebin*"], 3)] {
             let matcher = PatternSet::new(patterns).unwrap();
             let mut engine = Engine::new(&matcher, 7, 100, &grouping);
-            // Not a match: the engine took the front-end's word for it.
-            engine
-                .offer(&Vouched(event(&["1"], &["example.com"], &["h1"])), at)
-                .unwrap();
-            engine
-                .offer(&Vouched(event(&["2"], &["pastebin.com"], &["h1"])), at)
-                .unwrap();
-            engine.offer(&event(&["3"], &["example.com"], &["h1"]), at).unwrap();
+            // Where a literal decides, the first is counted and the third
+            // not: the engine took the front-end's word for them.
+            let vouched = |id, query, holds| Vouched(event(&[id], &[query], &["h1"]), holds);
+            engine.offer(&vouched("1", "example.com", true), at).unwrap();
+            engine.offer(&vouched("2", "pastebin.com", true), at).unwrap();
+            engine.offer(&vouched("3", "pastebin.com", false), at).unwrap();
+            engine.offer(&vouched("4", "pastebin.net", false), at).unwrap();
+            engine.offer(&event(&["5"], &["example.com"], &["h1"]), at).unwrap();
             engine.settle().unwrap();
             assert_eq!(engine.counters().events_matched, counted, "{patterns:?}");
+            assert_eq!(engine.counters().events_read, 5);
         }
     }
 
