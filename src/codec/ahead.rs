@@ -29,7 +29,7 @@
 
 use crate::codec::skim::{odd_quotes, skim_runs, Run};
 use crate::engine::prefilter::Prefilter;
-use crate::placement::Away;
+use crate::placement::{self, Away};
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
@@ -181,6 +181,20 @@ pub fn stop() {
     stopping.join();
 }
 
+/// The CPU the kept thread moved to when it started (`usize::MAX`: it did
+/// not move), which the decoders keep off ([`crate::placement::Apart`]).
+pub fn worker_cpu() -> Option<usize> {
+    Some(WORKER_CPU.load(Ordering::Relaxed)).filter(|&c| c != usize::MAX)
+}
+
+static WORKER_CPU: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+thread_local! {
+    /// The kept thread's hold off its creator's CPU, let go of by the
+    /// first body after [`placement::APART_FOR`].
+    static WORKER_APART: std::cell::RefCell<placement::Apart> = std::cell::RefCell::default();
+}
+
 /// The program's kept thread.
 static KEPT: Mutex<Kept> = Mutex::new(Kept {
     pool: None,
@@ -210,7 +224,11 @@ impl Kept {
                 .spawn_handler(|thread| {
                     let builder = std::thread::Builder::new().name("abusedweb-read".into());
                     handle = Some(builder.spawn(move || {
-                        away.go();
+                        WORKER_APART.with_borrow_mut(|apart| {
+                            if let Some(cpu) = away.go_and_stay_apart(apart) {
+                                WORKER_CPU.store(cpu, Ordering::Relaxed);
+                            }
+                        });
                         thread.run()
                     })?);
                     Ok(())
@@ -641,6 +659,7 @@ fn work<R: Read>(
     empty: Receiver<Spare>,
     filled: SyncSender<Filled>,
 ) -> Vec<Vec<u8>> {
+    WORKER_APART.with_borrow_mut(placement::Apart::relax);
     while shared.reads_here.load(Ordering::Acquire) < shared.hold && !shared.done.load(Ordering::Acquire) {
         std::thread::yield_now();
     }

@@ -91,6 +91,9 @@ pub struct Decoder {
     /// The wanted field whose cell is looked at for the prefilter's hits
     /// ([`Row::holds_literal`]).
     literal_field: Option<usize>,
+    /// Keeps this thread off the body reader's CPU while the search lasts
+    /// ([`crate::placement::Apart`]).
+    apart: crate::placement::Apart,
 }
 
 /// The current row of a chunk body, handed to the caller's closure.
@@ -390,6 +393,7 @@ impl Decoder {
             hold_worker: 0,
             patient: false,
             literal_field: None,
+            apart: crate::placement::Apart::new(),
         }
     }
 
@@ -756,6 +760,9 @@ impl Decoder {
     /// the thread cannot start.
     fn start_ahead<'scope, 'env, R: Read + Send>(&mut self, input: &Input<'scope, 'env, R>) -> Option<Ahead<'scope>> {
         let scope = input.scope?;
+        if let Some(cpu) = ahead::worker_cpu() {
+            self.apart.keep_off(cpu);
+        }
         let mut windows = std::mem::take(&mut self.spare);
         windows.resize_with(ahead::WINDOWS_AHEAD, || vec![0; self.window_len()]);
         Some(Ahead::start(
