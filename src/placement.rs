@@ -253,6 +253,16 @@ mod tests {
             std::thread::sleep(APART_FOR);
             apart.relax();
             assert!(same(&sched_getaffinity(None).expect("mask"), &allowed), "let go");
+            // Dropped (the decoder lets go before the reply, whose helper
+            // threads inherit its mask), it lets go at once.
+            let mut apart = Apart::new();
+            apart.keep_off(rustix::thread::sched_getcpu());
+            assert_eq!(sched_getaffinity(None).expect("mask").count(), allowed.count() - 1);
+            drop(apart);
+            assert!(
+                same(&sched_getaffinity(None).expect("mask"), &allowed),
+                "let go when dropped"
+            );
         })
         .join()
         .expect("the test thread ran");

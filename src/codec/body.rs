@@ -397,6 +397,13 @@ impl Decoder {
         }
     }
 
+    /// The bodies are read: this thread (and the threads it starts, which
+    /// inherit its CPU mask) may run on any CPU again, however recently it
+    /// was kept off the body reader's ([`crate::placement::Apart`]).
+    pub fn let_go(&mut self) {
+        self.apart = crate::placement::Apart::new();
+    }
+
     /// Tell rows whose field `i` holds the start of a prefilter literal, and
     /// rows whose field `i` holds none ([`Row::holds_literal`]): the matched
     /// field, so that a matcher for which a literal decides need not search

@@ -121,6 +121,9 @@ impl PhaseRun for Reduce<'_> {
         if !finished {
             return write_chunk(out, metadata::progress_reply(), b"");
         }
+        // The reply's helper threads inherit this thread's CPU mask: let
+        // them run anywhere.
+        self.decoder.let_go();
         let stats = self.engine.stats();
         let counters = self.engine.counters();
         let profile = &self.opts.profile;
