@@ -7,7 +7,7 @@
 //! for half of every chunk the reader and the decoder took turns on one CPU
 //! while the other idled. The reply's sort and write helpers, started once
 //! a search, met the same. (The body reader's thread is now started once and
-//! kept; it too moves away when it starts.)
+//! kept; it moves away when it starts, and stays away for a while.)
 //!
 //! Threads that hand each other work are also kept apart for the first
 //! [`APART_FOR`] of a search ([`Apart`]).
@@ -33,8 +33,9 @@ pub fn spawn_scoped<'scope, 'env, T: Send + 'scope>(
     })
 }
 
-/// Keeps the decoding thread off the CPU of the body reader it hands
-/// work to, while the search lasts, and lets it run anywhere again after.
+/// Keeps a thread off the CPU of the thread it hands work to (the decoder
+/// off the body reader's, and the reader off the decoder's) for the first
+/// [`APART_FOR`] of a search, then lets it run anywhere again.
 ///
 /// Two threads that hand each other work wake each other, and Linux was
 /// seen (on a 2-CPU virtual machine, whose idle CPU looks taken to the
@@ -46,7 +47,7 @@ pub fn spawn_scoped<'scope, 'env, T: Send + 'scope>(
 /// at the next window; each thread keeping off the CPU the other had at
 /// that moment made them swap CPUs from body to body. So the two are kept
 /// apart once: the reader keeps off the CPU of the thread that started it
-/// ([`Away::go_for_good`]), and the decoder keeps off the CPU the reader
+/// ([`Away::go_and_stay_apart`]), and the decoder keeps off the CPU the reader
 /// went to ([`Apart::keep_off`]). On a larger machine each only leaves out
 /// one CPU. Both let go after [`APART_FOR`]: by then the scheduler keeps
 /// them apart by itself, and a thread held off a CPU could not escape
