@@ -148,6 +148,8 @@ impl Away {
         {
             let (here, _) = self.from?;
             apart.keep_off(here);
+            // Read while the mask still leaves `here` out: the kernel has
+            // moved this thread before the call returned.
             apart.allowed.is_some().then(rustix::thread::sched_getcpu)
         }
         #[cfg(not(target_os = "linux"))]
@@ -161,26 +163,10 @@ impl Away {
     /// let it run anywhere the creator may. Returns the CPU it moved to, or
     /// `None` when it stayed (no other CPU, or the system refused).
     pub fn go(self) -> Option<usize> {
-        #[cfg(target_os = "linux")]
-        {
-            use rustix::thread::{sched_getcpu, sched_setaffinity};
-            let (here, allowed) = self.from?;
-            let mut others = allowed;
-            others.unset(here);
-            if others.count() == 0 {
-                return None;
-            }
-            sched_setaffinity(None, &others).ok()?;
-            // Read while the mask still leaves `here` out: the kernel has
-            // moved this thread before the call returned.
-            let moved = sched_getcpu();
-            let _ = sched_setaffinity(None, &allowed);
-            Some(moved)
-        }
-        #[cfg(not(target_os = "linux"))]
-        {
-            None
-        }
+        // Kept off the creator's CPU just long enough to move; dropped, the
+        // hold gives back the mask the thread was started with (its
+        // creator's).
+        self.go_and_stay_apart(&mut Apart::new())
     }
 }
 
