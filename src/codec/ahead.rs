@@ -378,18 +378,17 @@ impl Hits {
         // A literal whose fingerprint lies below `cut` ends before `reach`.
         let reach = window.len().min(cut.saturating_add(prefilter.longest() - 1));
         let mut to = if reach == window.len() { usize::MAX } else { cut };
-        let mut at = from;
-        while let Some(p) = prefilter.find(&window[..reach], at) {
+        prefilter.find_each(&window[..reach], from, |p| {
             if p >= to {
-                break;
+                return false;
             }
             list.push(p);
             if list.len() == MAX_HITS {
                 to = p + 1;
-                break;
+                return false;
             }
-            at = p + 1;
-        }
+            true
+        });
         self.from = from;
         self.to = to;
     }
