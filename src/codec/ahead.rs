@@ -399,11 +399,16 @@ impl Hits {
     fn skim(&mut self, window: &[u8], quoted: bool, fields: usize, cut: usize) -> bool {
         // Rows ending below `to` hold only listed hits.
         let upto = window.len().min(self.to).min(cut).max(self.from);
+        // The skim asks at rising row starts: walking the list once answers
+        // them all (a binary search for each was a sixth of the skim's time
+        // at a 20% match rate).
         let list = &self.list;
+        let mut i = 0;
         let listed = |from: usize| {
-            list.get(list.partition_point(|&p| p < from))
-                .copied()
-                .unwrap_or(usize::MAX)
+            while list.get(i).is_some_and(|&p| p < from) {
+                i += 1;
+            }
+            list.get(i).copied().unwrap_or(usize::MAX)
         };
         let quoted = skim_runs(
             &window[..upto],

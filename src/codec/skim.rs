@@ -642,8 +642,9 @@ pub struct Run {
 /// that it stands at a run's `from` to take its answer. The first row
 /// (unfinished at `start`) is in no run. At most `max_runs` runs are made
 /// (a window of tiny refused rows would otherwise need a list as long as
-/// itself); the rows after the last are left to [`skim`]. Returns the quote
-/// state at the end of `data`, for the bytes that follow.
+/// itself); the rows after the last are left to [`skim`]. `candidate` is
+/// [`skim`]'s, asked likewise at row starts in increasing order. Returns the
+/// quote state at the end of `data`, for the bytes that follow.
 ///
 /// Each run equals [`skim`] from its `from`: a row start follows an LF
 /// outside quotes, so the quote state there is the one [`skim`] starts
@@ -907,11 +908,19 @@ pub(crate) mod tests {
             max_runs in prop_oneof![0usize..6, Just(usize::MAX)],
         ) {
             let start = start.min(body.len());
-            let candidate = |from: usize| hits.range(from..).next().copied().unwrap_or(usize::MAX);
+            // Asked at rising row starts, which the reader's walk through its
+            // list of hits relies on.
+            let asked = std::cell::Cell::new(0);
+            let candidate = |from: usize| {
+                assert!(from > asked.get() || from == start, "asked at {from} after {}", asked.get());
+                asked.set(from);
+                hits.range(from..).next().copied().unwrap_or(usize::MAX)
+            };
             let mut runs = Vec::new();
             let after = skim_runs(&body, start, quoted, fields, candidate, (&mut runs, max_runs));
             prop_assert!(runs.len() <= max_runs);
             let mut scalar = Vec::new();
+            asked.set(0);
             let scalar_after = runs_with::<Scalar>(&body, start, quoted, fields, candidate, (&mut scalar, max_runs));
             prop_assert_eq!(&runs, &scalar);
             prop_assert_eq!(after, scalar_after);
@@ -919,6 +928,7 @@ pub(crate) mod tests {
             if has_avx2() {
                 // `skim_runs` may have taken AVX-512: the AVX2 code too.
                 let mut avx2 = Vec::new();
+                asked.set(0);
                 // SAFETY: the CPU has the features.
                 let avx2_after = unsafe { runs_avx2(&body, start, quoted, fields, candidate, (&mut avx2, max_runs)) };
                 prop_assert_eq!(&runs, &avx2);
@@ -933,8 +943,10 @@ pub(crate) mod tests {
             for r in &runs {
                 prop_assert!(r.from > last || (r.from == last && last > start), "runs out of order: {:?}", runs);
                 prop_assert_eq!(body[r.from - 1], b'\n');
+                asked.set(0);
                 prop_assert_eq!(skim(&body, r.from, fields, candidate), Skimmed { next: r.next, rows: r.rows });
                 if r.refused {
+                    asked.set(0);
                     prop_assert_eq!(skim(&body, r.next, fields, candidate), Skimmed { next: r.next, rows: 0 });
                 }
                 last = r.next;
