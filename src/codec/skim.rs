@@ -907,52 +907,147 @@ pub(crate) mod tests {
             hits in prop::collection::btree_set(0usize..1400, 0..6),
             max_runs in prop_oneof![0usize..6, Just(usize::MAX)],
         ) {
-            let start = start.min(body.len());
-            // Asked at rising row starts, which the reader's walk through its
-            // list of hits relies on.
-            let asked = std::cell::Cell::new(0);
-            let candidate = |from: usize| {
-                assert!(from > asked.get() || from == start, "asked at {from} after {}", asked.get());
-                asked.set(from);
-                hits.range(from..).next().copied().unwrap_or(usize::MAX)
-            };
-            let mut runs = Vec::new();
-            let after = skim_runs(&body, start, quoted, fields, candidate, (&mut runs, max_runs));
-            prop_assert!(runs.len() <= max_runs);
-            let mut scalar = Vec::new();
-            asked.set(0);
-            let scalar_after = runs_with::<Scalar>(&body, start, quoted, fields, candidate, (&mut scalar, max_runs));
-            prop_assert_eq!(&runs, &scalar);
-            prop_assert_eq!(after, scalar_after);
-            #[cfg(target_arch = "x86_64")]
-            if has_avx2() {
-                // `skim_runs` may have taken AVX-512: the AVX2 code too.
-                let mut avx2 = Vec::new();
-                asked.set(0);
-                // SAFETY: the CPU has the features.
-                let avx2_after = unsafe { runs_avx2(&body, start, quoted, fields, candidate, (&mut avx2, max_runs)) };
-                prop_assert_eq!(&runs, &avx2);
-                prop_assert_eq!(after, avx2_after);
-                // SAFETY: as above.
-                prop_assert_eq!(odd_quotes(&body[start..]), unsafe { odd_quotes_avx2(&body[start..]) });
-            }
-            prop_assert_eq!(odd_quotes(&body[start..]), odd_quotes_with::<Scalar>(&body[start..]));
-            let quotes = body[start..].iter().filter(|&&b| b == b'"').count();
-            prop_assert_eq!(after, quoted ^ (quotes % 2 == 1));
-            let mut last = start;
-            for r in &runs {
-                prop_assert!(r.from > last || (r.from == last && last > start), "runs out of order: {:?}", runs);
-                prop_assert_eq!(body[r.from - 1], b'\n');
-                asked.set(0);
-                prop_assert_eq!(skim(&body, r.from, fields, candidate), Skimmed { next: r.next, rows: r.rows });
-                if r.refused {
-                    asked.set(0);
-                    prop_assert_eq!(skim(&body, r.next, fields, candidate), Skimmed { next: r.next, rows: 0 });
-                }
-                last = r.next;
-            }
+            check_runs(&body, fields, start, quoted, &hits, max_runs)?;
         }
 
+        /// The same over rows mostly longer than a block, as real rows are
+        /// (most blocks end one row or none), some rows broken, with the
+        /// wrong field count, CRLF-ended or blank.
+        #[test]
+        fn runs_over_long_rows_answer_as_skim(
+            rows in prop::collection::vec(
+                prop::collection::vec(
+                    prop_oneof![4 => "[ab]{20,90}", 2 => "[ab\"\r]{0,3}", 1 => Just("\r".to_string()), 1 => "\"[ab,\n]{0,70}\""],
+                    1..4,
+                ),
+                0..40,
+            ),
+            fields in 1usize..4,
+            start in 0usize..3000,
+            hits in prop::collection::btree_set(0usize..3000, 0..6),
+            max_runs in prop_oneof![0usize..6, Just(usize::MAX)],
+        ) {
+            let body: Vec<u8> = rows.iter().flat_map(|r| {
+                let mut row = r.join(",").into_bytes();
+                row.push(b'\n');
+                row
+            }).collect();
+            check_runs(&body, fields, start, false, &hits, max_runs)?;
+        }
+    }
+
+    /// Rows judged across a block's edges: a CRLF blank row whose LF is
+    /// alone in its block is no row, and a broken byte right after a passed
+    /// row's LF refuses the next row when that ends a block later.
+    #[test]
+    fn runs_judge_rows_at_block_edges() {
+        let mut runs = Vec::new();
+        let mut skim_ahead = |body: &[u8], fields: usize| {
+            runs.clear();
+            skim_runs(body, 0, false, fields, no_candidates, (&mut runs, usize::MAX));
+            runs.clone()
+        };
+        // LFs at 63 and 65, then one at 166.
+        let blank = [&[b'a'; 63][..], b"\n\r\n", &[b'b'; 100], b"\n"].concat();
+        let want = skim(&blank, 64, 1, no_candidates);
+        assert_eq!(want.rows, 1, "the blank row is no row");
+        // A run starts past blank rows.
+        assert_eq!(
+            skim_ahead(&blank, 1),
+            [Run {
+                from: 66,
+                next: want.next,
+                rows: 1,
+                refused: false
+            }]
+        );
+        // After the unfinished row, a row ending at 125, then `a"",c…`: its
+        // quote at 127 opens a region inside a cell, and it ends at 230.
+        let broken = [&[b'a'; 63][..], b"\n", &[b'a'; 59], b",b\na\"\",", &[b'c'; 100], b"\n"].concat();
+        assert_eq!(skim(&broken, 64, 2, no_candidates), Skimmed { next: 126, rows: 1 });
+        let runs = skim_ahead(&broken, 2);
+        let first = Run {
+            from: 64,
+            next: 126,
+            rows: 1,
+            refused: true,
+        };
+        assert_eq!(runs.first(), Some(&first), "{runs:?}");
+    }
+
+    /// Skimming `body` ahead from `start` gives, for each run, what
+    /// [`skim`] from the run's start gives, whatever the CPU's code, and
+    /// the quote state after the data.
+    fn check_runs(
+        body: &[u8],
+        fields: usize,
+        start: usize,
+        quoted: bool,
+        hits: &std::collections::BTreeSet<usize>,
+        max_runs: usize,
+    ) -> Result<(), TestCaseError> {
+        let start = start.min(body.len());
+        // Asked at rising row starts, which the reader's walk through its
+        // list of hits relies on.
+        let asked = std::cell::Cell::new(0);
+        let candidate = |from: usize| {
+            assert!(
+                from > asked.get() || from == start,
+                "asked at {from} after {}",
+                asked.get()
+            );
+            asked.set(from);
+            hits.range(from..).next().copied().unwrap_or(usize::MAX)
+        };
+        let mut runs = Vec::new();
+        let after = skim_runs(body, start, quoted, fields, candidate, (&mut runs, max_runs));
+        prop_assert!(runs.len() <= max_runs);
+        let mut scalar = Vec::new();
+        asked.set(0);
+        let scalar_after = runs_with::<Scalar>(body, start, quoted, fields, candidate, (&mut scalar, max_runs));
+        prop_assert_eq!(&runs, &scalar);
+        prop_assert_eq!(after, scalar_after);
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2() {
+            // `skim_runs` may have taken AVX-512: the AVX2 code too.
+            let mut avx2 = Vec::new();
+            asked.set(0);
+            // SAFETY: the CPU has the features.
+            let avx2_after = unsafe { runs_avx2(body, start, quoted, fields, candidate, (&mut avx2, max_runs)) };
+            prop_assert_eq!(&runs, &avx2);
+            prop_assert_eq!(after, avx2_after);
+            // SAFETY: as above.
+            prop_assert_eq!(odd_quotes(&body[start..]), unsafe { odd_quotes_avx2(&body[start..]) });
+        }
+        prop_assert_eq!(odd_quotes(&body[start..]), odd_quotes_with::<Scalar>(&body[start..]));
+        let quotes = body[start..].iter().filter(|&&b| b == b'"').count();
+        prop_assert_eq!(after, quoted ^ (quotes % 2 == 1));
+        let mut last = start;
+        for r in &runs {
+            prop_assert!(
+                r.from > last || (r.from == last && last > start),
+                "runs out of order: {:?}",
+                runs
+            );
+            prop_assert_eq!(body[r.from - 1], b'\n');
+            asked.set(0);
+            prop_assert_eq!(
+                skim(body, r.from, fields, candidate),
+                Skimmed {
+                    next: r.next,
+                    rows: r.rows
+                }
+            );
+            if r.refused {
+                asked.set(0);
+                prop_assert_eq!(skim(body, r.next, fields, candidate), Skimmed { next: r.next, rows: 0 });
+            }
+            last = r.next;
+        }
+        Ok(())
+    }
+
+    proptest! {
         /// On well-formed bodies with LF row ends it passes over every
         /// complete row.
         #[test]
