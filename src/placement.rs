@@ -120,23 +120,22 @@ impl Drop for Apart {
     }
 }
 
-/// Where the creating thread runs and where it may run, noted before it
-/// spawns a helper, for the helper to move away from.
+/// Where the creating thread runs, noted before it spawns a helper, for the
+/// helper to move away from (the helper starts with the creator's CPU mask,
+/// which [`Apart`] reads and gives back).
 #[derive(Clone, Copy)]
 pub struct Away {
     #[cfg(target_os = "linux")]
-    from: Option<(usize, rustix::thread::CpuSet)>,
+    cpu: usize,
 }
 
 impl Away {
-    /// Note the calling thread's CPU and the CPUs it may use: call on the
-    /// thread about to spawn the helper.
+    /// Note the calling thread's CPU: call on the thread about to spawn the
+    /// helper.
     pub fn from_here() -> Self {
         Away {
             #[cfg(target_os = "linux")]
-            from: rustix::thread::sched_getaffinity(None)
-                .ok()
-                .map(|allowed| (rustix::thread::sched_getcpu(), allowed)),
+            cpu: rustix::thread::sched_getcpu(),
         }
     }
 
@@ -146,10 +145,9 @@ impl Away {
     pub fn go_and_stay_apart(self, apart: &mut Apart) -> Option<usize> {
         #[cfg(target_os = "linux")]
         {
-            let (here, _) = self.from?;
-            apart.keep_off(here);
-            // Read while the mask still leaves `here` out: the kernel has
-            // moved this thread before the call returned.
+            apart.keep_off(self.cpu);
+            // Read while the mask still leaves the creator's CPU out: the
+            // kernel has moved this thread before the call returned.
             apart.allowed.is_some().then(rustix::thread::sched_getcpu)
         }
         #[cfg(not(target_os = "linux"))]
@@ -179,7 +177,7 @@ mod tests {
     fn a_helper_starts_on_another_allowed_cpu_and_keeps_the_whole_mask() {
         let allowed = sched_getaffinity(None).expect("the test thread's mask");
         let away = Away::from_here();
-        let here = away.from.expect("Linux tells a thread its CPU and mask").0;
+        let here = away.cpu;
         let (moved, mask) = std::thread::scope(|s| {
             s.spawn(|| (away.go(), sched_getaffinity(None).expect("the helper's mask")))
                 .join()
