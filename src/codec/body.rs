@@ -22,10 +22,12 @@
 
 use crate::codec::ahead::{self, Ahead, Body, Filled, Hits, Shared};
 use crate::codec::{multivalue, skim};
+use crate::engine::memo::{MemoKey, MAX_SPANS};
 use crate::engine::prefilter::Prefilter;
 use crate::engine::Event;
 pub use crate::engine::Field;
 use crate::error::Error;
+use arrayvec::ArrayVec;
 use std::borrow::Cow;
 use std::io::{self, Read};
 use std::sync::Mutex;
@@ -55,6 +57,13 @@ struct Columns {
     /// Bit `i` set when wanted field `i` has a column (fields from 64 on
     /// always count as present).
     present: u64,
+    /// The columns of a row's memo key ([`Row::memo_key`]), in runs of
+    /// neighbours (first and last column); `None` when not asked for
+    /// ([`Decoder::remember_rows_but`]) or in too many runs.
+    runs: Option<ArrayVec<(usize, usize), MAX_SPANS>>,
+    /// Which header the runs were read from: a new number for each header
+    /// that places the wanted fields differently.
+    layout: u64,
 }
 
 /// Decodes chunk bodies for a fixed list of wanted field names.
@@ -94,6 +103,9 @@ pub struct Decoder {
     /// Keeps this thread off the body reader's CPU while the search lasts
     /// ([`crate::placement::Apart`]).
     apart: crate::placement::Apart,
+    /// The wanted field whose plain column is left out of rows' memo keys
+    /// (`_time`), when they are asked for ([`Self::remember_rows_but`]).
+    memo_except: Option<usize>,
 }
 
 /// The current row of a chunk body, handed to the caller's closure.
@@ -163,6 +175,25 @@ impl<'r> Row<'r> {
         self.literal.filter(|&(f, _)| f == i).map(|(_, holds)| holds)
     }
 
+    /// The row's memo key ([`MemoKey`]), when the decoder was asked for
+    /// them ([`Decoder::remember_rows_but`]): the raw bytes of the cells of
+    /// every wanted column but `_time`'s, in runs of neighbouring columns
+    /// (the commas between them included). Rows with equal keys under one
+    /// header hold the same bytes in every wanted cell but `_time`'s, so
+    /// every field but `_time` reads the same.
+    #[inline]
+    pub fn memo_key(&self) -> Option<MemoKey<'r>> {
+        let runs = self.columns.runs.as_ref()?;
+        let spans = runs
+            .iter()
+            .map(|&(first, last)| &self.data[self.cell_span(first).0..self.cell_span(last).1])
+            .collect();
+        Some(MemoKey {
+            layout: self.columns.layout,
+            spans,
+        })
+    }
+
     /// The wanted field at index `i` (in the order given to [`Decoder::new`]).
     ///
     /// Most `__mv_` cells are empty and most values unquoted or quoted
@@ -196,6 +227,10 @@ impl Event for Row<'_> {
 
     fn holds_literal(&self, slot: usize) -> Option<bool> {
         Row::holds_literal(self, slot)
+    }
+
+    fn memo_key(&self) -> Option<MemoKey<'_>> {
+        Row::memo_key(self)
     }
 }
 
@@ -394,7 +429,15 @@ impl Decoder {
             patient: false,
             literal_field: None,
             apart: crate::placement::Apart::new(),
+            memo_except: None,
         }
+    }
+
+    /// Give rows a memo key ([`Row::memo_key`]): every wanted column's cell
+    /// (`__mv_` ones too) but the plain cell of wanted field `i`, `_time`,
+    /// the one field that tells otherwise equal events apart.
+    pub fn remember_rows_but(&mut self, i: usize) {
+        self.memo_except = Some(i);
     }
 
     /// The bodies are read: this thread (and the threads it starts, which
@@ -815,8 +858,13 @@ impl Decoder {
             from = cell_end(entry) + 1;
         }
         let find = |name: &[u8]| header.iter().position(|h| h.as_ref() == name);
-        self.columns.plain = self.wanted.iter().map(|w| find(w)).collect();
-        self.columns.mv = self.mv_names.iter().map(|w| find(w)).collect();
+        let plain: Vec<Option<usize>> = self.wanted.iter().map(|w| find(w)).collect();
+        let mv: Vec<Option<usize>> = self.mv_names.iter().map(|w| find(w)).collect();
+        // Memo keys read under the last header mean the same under this one
+        // only if every wanted field has the same columns.
+        let moved = plain != self.columns.plain || mv != self.columns.mv;
+        self.columns.plain = plain;
+        self.columns.mv = mv;
         self.columns.present = (0..self.wanted.len())
             .filter(|&i| i >= 64 || self.columns.plain[i].is_some() || self.columns.mv[i].is_some())
             .fold(0u64, |mask, i| mask | 1u64.checked_shl(i as u32).unwrap_or(0));
@@ -824,6 +872,27 @@ impl Decoder {
             self.columns.present |= 1 << 63;
         }
         self.columns.count = header.len();
+        let runs = self.memo_except.and_then(|except| {
+            let mut keyed: Vec<usize> = (self.columns.plain.iter().enumerate())
+                .filter(|&(i, _)| i != except)
+                .filter_map(|(_, c)| *c)
+                .chain(self.columns.mv.iter().filter_map(|c| *c))
+                .collect();
+            keyed.sort_unstable();
+            keyed.dedup();
+            let mut runs = ArrayVec::new();
+            for c in keyed {
+                match runs.last_mut() {
+                    Some((_, last)) if *last + 1 == c => *last = c,
+                    _ => runs.try_push((c, c)).ok()?,
+                }
+            }
+            Some(runs)
+        });
+        if moved || runs != self.columns.runs {
+            self.columns.runs = runs;
+            self.columns.layout += 1;
+        }
     }
 
     /// The name of the `__mv_` column of wanted field `i`, for error messages.
@@ -1046,6 +1115,97 @@ mod tests {
             Ok(())
         })?;
         Ok(out)
+    }
+
+    /// A row as [`equal_memo_keys_read_the_same`] keeps it: its layout,
+    /// its key's spans, and every wanted field but `_time` (slot 0).
+    type Keyed = (u64, Vec<Vec<u8>>, Vec<Vec<Vec<u8>>>);
+
+    fn keyed_rows(decoder: &mut Decoder, body: &[u8], fields: usize, out: &mut Vec<Keyed>) {
+        decoder
+            .decode(body, 1, 0, |row| {
+                let key = row.memo_key().expect("asked for");
+                let values = (1..fields)
+                    .map(|i| row.field(i).values().map(|v| v.unwrap().into_owned()).collect())
+                    .collect();
+                out.push((key.layout, key.spans.iter().map(|s| s.to_vec()).collect(), values));
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    proptest::proptest! {
+        /// Rows with equal memo keys under one decoder read the same in
+        /// every wanted field but `_time`, however the headers order,
+        /// leave out or add columns; and rows whose wanted cells but
+        /// `_time`'s are the same bytes have equal keys.
+        #[test]
+        fn equal_memo_keys_read_the_same(
+            headers in proptest::collection::vec(
+                proptest::strategy::Strategy::prop_shuffle(proptest::sample::subsequence(
+                    vec!["_time", "a", "b", "extra", "__mv_a", "__mv__time", "__mv_b"],
+                    2..=7,
+                )),
+                1..4,
+            ),
+            rows in proptest::collection::vec(proptest::collection::vec(0usize..6, 7), 1..40),
+        ) {
+            use proptest::prop_assert_eq;
+            const CELLS: [&str; 6] = ["x", "\"x\"", "\"x,y\"", "\"q\"\"q\"", "", "\"$p$;$q$\""];
+            let wanted = ["_time", "a", "b"];
+            let mut decoder = Decoder::new(&wanted);
+            decoder.remember_rows_but(0);
+            let mut seen = Vec::new();
+            let mut cells_of = Vec::new();
+            for header in &headers {
+                let mut body = header.join(",").into_bytes();
+                body.push(b'\n');
+                for row in &rows {
+                    let cells: Vec<&str> = header
+                        .iter()
+                        .map(|c| match *c {
+                            // `_time` and unwanted columns differ from row to row.
+                            "_time" | "extra" => CELLS[(row[0] + cells_of.len()) % 5],
+                            "a" => CELLS[row[1]],
+                            "b" => CELLS[row[2]],
+                            "__mv_a" => ["", "\"$x$;$y$\""][row[3] % 2],
+                            "__mv__time" => ["", "\"$1$;$2$\""][row[4] % 2],
+                            _ => ["", "\"$x$;$x$\""][row[5] % 2],
+                        })
+                        .collect();
+                    body.extend_from_slice(cells.join(",").as_bytes());
+                    body.push(b'\n');
+                    let wanted_cells: Vec<(&str, &str)> = header
+                        .iter()
+                        .zip(&cells)
+                        .filter(|(c, _)| !matches!(**c, "_time" | "extra"))
+                        .map(|(c, v)| (*c, *v))
+                        .collect();
+                    cells_of.push(wanted_cells);
+                }
+                keyed_rows(&mut decoder, &body, wanted.len(), &mut seen);
+            }
+            prop_assert_eq!(seen.len(), cells_of.len());
+            for i in 0..seen.len() {
+                for j in 0..i {
+                    let (a, b) = (&seen[i], &seen[j]);
+                    if (a.0, &a.1) == (b.0, &b.1) {
+                        prop_assert_eq!(&a.2, &b.2, "rows {} and {}", j, i);
+                    }
+                    if a.0 == b.0 && cells_of[i] == cells_of[j] {
+                        prop_assert_eq!(&a.1, &b.1, "rows {} and {}", j, i);
+                    }
+                }
+            }
+            // A header placing the wanted fields anew is a new layout.
+            for (i, h) in headers.iter().enumerate().skip(1) {
+                let place = |h: &Vec<&str>| -> Vec<Option<usize>> {
+                    ["_time", "a", "b", "__mv__time", "__mv_a", "__mv_b"].iter().map(|c| h.iter().position(|x| x == c)).collect()
+                };
+                let (now, before) = (seen[i * rows.len()].0, seen[(i - 1) * rows.len()].0);
+                prop_assert_eq!(now == before, place(h) == place(&headers[i - 1]));
+            }
+        }
     }
 
     #[test]

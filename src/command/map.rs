@@ -8,7 +8,7 @@ use super::{locate, origin, required_fields, settle, write_groups, PhaseRun};
 use crate::codec::body::Decoder;
 use crate::command::options::Options;
 use crate::engine::prefilter::Prefilter;
-use crate::engine::{Engine, Grouping};
+use crate::engine::{Engine, Grouping, TIME_SLOT};
 use crate::error::Error;
 use crate::protocol::chunk::write_chunk;
 use crate::protocol::metadata::{self, Metrics};
@@ -34,6 +34,7 @@ impl<'o> Map<'o> {
     pub fn new(opts: &'o Options) -> Self {
         let fields = required_fields(opts);
         let mut decoder = Decoder::new(&fields);
+        decoder.remember_rows_but(TIME_SLOT);
         if let Some(prefilter) = Prefilter::of(&opts.matcher) {
             decoder.skim_with(prefilter, 0);
         }

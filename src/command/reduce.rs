@@ -58,6 +58,7 @@ impl<'o> Reduce<'o> {
         let count = fields.len();
         fields.extend([COUNT, FIRST_TIME, LAST_TIME]);
         let mut decoder = Decoder::new(&fields);
+        decoder.remember_rows_but(TIME_SLOT);
         if let Some(prefilter) = Prefilter::of(&opts.matcher) {
             // Partial rows are merged whatever they hold: a chunk that has
             // their columns is read row by row.

@@ -479,11 +479,28 @@ impl Stats {
     /// `at` it was staged with; the table is then incomplete, only fit to be
     /// dropped.
     pub fn stage(&mut self, values: &[&[u8]], times: &[Time<'_>], at: Origin) -> Result<(), CapReached> {
+        self.stage_noting(values, times, at).map(drop)
+    }
+
+    /// Whether a membership staged now is counted at once ([`stage`](Self::stage)).
+    #[inline]
+    pub fn counts_at_once(&self) -> bool {
+        self.tallies.len() < STAGE_FROM && self.staged.memberships.is_empty()
+    }
+
+    /// [`stage`](Self::stage), telling the tally the membership was counted
+    /// in when it was counted at once ([`counts_at_once`](Self::counts_at_once)).
+    pub fn stage_noting(
+        &mut self,
+        values: &[&[u8]],
+        times: &[Time<'_>],
+        at: Origin,
+    ) -> Result<Option<usize>, CapReached> {
         debug_assert_eq!(values.len(), self.fields);
-        if self.tallies.len() < STAGE_FROM && self.staged.memberships.is_empty() {
+        if self.counts_at_once() {
             return self
                 .group(values)
-                .and_then(|tally| self.count(tally, times.iter().copied()))
+                .and_then(|tally| self.count(tally, times.iter().copied()).map(|()| Some(tally)))
                 .map_err(|message| CapReached { at, message });
         }
         let start = self.staged.bytes.len();
@@ -511,10 +528,19 @@ impl Stats {
             at,
         });
         if staged.memberships.len() >= STAGED || staged.bytes.len() >= STAGED_BYTES {
-            self.settle()
+            self.settle().map(|()| None)
         } else {
-            Ok(())
+            Ok(None)
         }
+    }
+
+    /// Count one more membership of the group whose tally
+    /// [`stage_noting`](Self::stage_noting) told, with `times`: the
+    /// memberships staged before it are counted first.
+    pub fn count_again(&mut self, tally: usize, times: &[Time<'_>], at: Origin) -> Result<(), CapReached> {
+        self.settle()?;
+        self.count(tally, times.iter().copied())
+            .map_err(|message| CapReached { at, message })
     }
 
     /// Count every staged membership ([`stage`](Self::stage)), in order; the

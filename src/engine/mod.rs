@@ -12,6 +12,7 @@
 pub mod aggregate;
 pub mod fingerprints;
 pub mod index;
+pub mod memo;
 pub mod prefetch;
 pub mod prefilter;
 pub mod wildcard;
@@ -20,6 +21,7 @@ use crate::codec::multivalue;
 pub use aggregate::{CapReached, Origin};
 use aggregate::{Stats, Time, MAX_KEY_FIELDS};
 use arrayvec::ArrayVec;
+use memo::{Memo, MemoKey, Outcome};
 use std::borrow::Cow;
 use std::ops::Range;
 use wildcard::PatternSet;
@@ -102,6 +104,14 @@ pub trait Event {
         let _ = slot;
         None
     }
+
+    /// The raw bytes that decide everything about the event but its
+    /// `_time` ([`MemoKey`]), when the front-end can name them: an event
+    /// with the same key as one offered before is counted as that one was
+    /// ([`memo`]). `None` when not known.
+    fn memo_key(&self) -> Option<MemoKey<'_>> {
+        None
+    }
 }
 
 /// What is wrong with one event; the front-end says where the event was.
@@ -171,6 +181,8 @@ pub struct Engine<'p> {
     scratch: Vec<u8>,
     by_values: Vec<Vec<Range<usize>>>,
     time_values: Vec<Range<usize>>,
+    /// Outcomes of the events offered so far, by their keys.
+    memo: Memo,
 }
 
 impl<'p> Engine<'p> {
@@ -187,6 +199,7 @@ impl<'p> Engine<'p> {
             scratch: Vec::new(),
             by_values: vec![Vec::new(); grouping.fields],
             time_values: Vec::new(),
+            memo: Memo::default(),
         }
     }
 
@@ -216,14 +229,77 @@ impl<'p> Engine<'p> {
     /// as `stats … by` drops it. `at` says where the event came from, for a
     /// cap its memberships reach ([`EventError::Limit`]); they are counted
     /// with the next few events' or at [`settle`](Self::settle).
+    ///
+    /// An event whose front-end names its key ([`Event::memo_key`]) and
+    /// whose key was seen before is counted as the event seen then was, its
+    /// own `_time` aside ([`memo`]), while the table counts memberships at
+    /// once (few groups); with many, memberships are staged and the memo
+    /// stops, so that they are still counted in order.
     pub fn offer<E: Event + ?Sized>(&mut self, event: &E, at: Origin) -> Result<(), EventError> {
+        if self.memo.is_on() {
+            if self.literal_decides && event.holds_literal(self.match_slot) == Some(false) {
+                // Told at once without the memo, which would fill up with
+                // such rows: most hold a literal elsewhere, and are unique.
+                self.counters.events_read += 1;
+                return Ok(());
+            }
+            if let Some(key) = event.memo_key() {
+                if self.stats.counts_at_once() {
+                    let hash = self.memo.hash(&key);
+                    if let Some(outcome) = self.memo.recall(&key, hash) {
+                        return self.offer_again(outcome, event, at);
+                    }
+                    match self.offer_noting(event, at)? {
+                        // A literal decides too, where the front-end's list
+                        // covers the value; where not, such rows seldom repeat.
+                        Some(Outcome::Unmatched) if self.literal_decides => {}
+                        Some(outcome) => self.memo.remember(&key, hash, outcome),
+                        None => {}
+                    }
+                    return Ok(());
+                }
+                self.memo.stop();
+            }
+        }
+        self.offer_noting(event, at).map(drop)
+    }
+
+    /// Count `event` as the event it shares its key with was ([`Outcome`]).
+    fn offer_again<E: Event + ?Sized>(&mut self, outcome: Outcome, event: &E, at: Origin) -> Result<(), EventError> {
+        let tally = match outcome {
+            Outcome::Unmatched => {
+                self.counters.events_read += 1;
+                return Ok(());
+            }
+            Outcome::Dropped => {
+                self.counters.events_read += 1;
+                self.counters.events_matched += 1;
+                return Ok(());
+            }
+            Outcome::Counted(tally) => tally as usize,
+        };
+        // The key holds the `__mv_` cell of `_time`, empty when the event
+        // seen before was counted: `_time` is its plain cell, one value or none.
+        let counted = match event.field(TIME_SLOT) {
+            Field::Absent => self.stats.count_again(tally, &[], at),
+            Field::Single(t) => self.stats.count_again(tally, &[Time::new(&t)], at),
+            Field::Multi(_) => return self.offer_noting(event, at).map(drop),
+        };
+        self.counters.events_read += 1;
+        self.counters.events_matched += 1;
+        counted.map_err(EventError::Limit)
+    }
+
+    /// [`offer`](Self::offer), without the memo: what it did, when an
+    /// event with the same key would do it again ([`Outcome`]).
+    fn offer_noting<E: Event + ?Sized>(&mut self, event: &E, at: Origin) -> Result<Option<Outcome>, EventError> {
         self.counters.events_read += 1;
         let matched = match event.holds_literal(self.match_slot) {
             Some(holds) if self.literal_decides => holds,
             _ => self.matches(event)?,
         };
         if !matched {
-            return Ok(());
+            return Ok(Some(Outcome::Unmatched));
         }
         self.counters.events_matched += 1;
 
@@ -245,10 +321,14 @@ impl<'p> Engine<'p> {
             }
         }
         if key.len() == n {
-            match event.field(TIME_SLOT) {
-                Field::Absent => return self.stats.stage(&key, &[], at).map_err(EventError::Limit),
-                Field::Single(t) => return self.stats.stage(&key, &[Time::new(&t)], at).map_err(EventError::Limit),
-                Field::Multi(_) => {}
+            let staged = match event.field(TIME_SLOT) {
+                Field::Absent => Some(self.stats.stage_noting(&key, &[], at)),
+                Field::Single(t) => Some(self.stats.stage_noting(&key, &[Time::new(&t)], at)),
+                Field::Multi(_) => None,
+            };
+            if let Some(staged) = staged {
+                let tally = staged.map_err(EventError::Limit)?;
+                return Ok(tally.and_then(|t| u32::try_from(t).ok()).map(Outcome::Counted));
             }
         }
         drop(key);
@@ -279,7 +359,9 @@ impl<'p> Engine<'p> {
         }
         self.by_values = by_values;
         self.time_values = time_values;
-        result
+        // Dropped for a by-field without a value: so is an event with the
+        // same by-values, whatever its `_time`.
+        result.map(|()| (combinations == 0).then_some(Outcome::Dropped))
     }
 
     /// Does any value of the event's match field match?
@@ -412,6 +494,7 @@ fn collect(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     /// An event given as one value list per slot (empty list = absent).
     struct Plain(Vec<Vec<&'static str>>);
@@ -606,5 +689,172 @@ mod tests {
         assert!(cap.message.contains("max_groups=2"), "{}", cap.message);
         engine.settle().expect("nothing left staged");
         assert_eq!(engine.stats().memberships(), 3, "h1, h2, h1: counted before the cap");
+    }
+
+    /// An event given as owned value lists per slot, which names its memo
+    /// key (every slot but `_time`, each value list length-prefixed) or,
+    /// `unkeyed`, none.
+    #[derive(Debug, Clone)]
+    struct Keyed {
+        slots: Vec<Vec<Vec<u8>>>,
+        encoded: Vec<Vec<u8>>,
+        key: Vec<u8>,
+        unkeyed: bool,
+    }
+
+    impl Keyed {
+        fn new(slots: Vec<Vec<Vec<u8>>>) -> Self {
+            let encoded = slots
+                .iter()
+                .map(|values| {
+                    let mut enc = Vec::new();
+                    multivalue::encode(values.iter().map(|v| v.as_slice()), &mut enc);
+                    enc
+                })
+                .collect();
+            let mut key = Vec::new();
+            for values in &slots[TIME_SLOT + 1..] {
+                key.extend_from_slice(&values.len().to_le_bytes());
+                for v in values {
+                    key.extend_from_slice(&v.len().to_le_bytes());
+                    key.extend_from_slice(v);
+                }
+            }
+            Keyed {
+                slots,
+                encoded,
+                key,
+                unkeyed: false,
+            }
+        }
+    }
+
+    impl Event for Keyed {
+        fn field(&self, slot: usize) -> Field<'_> {
+            match self.slots[slot].as_slice() {
+                [] => Field::Absent,
+                [one] if one.is_empty() => Field::Absent,
+                [one] => Field::Single(Cow::Borrowed(one)),
+                _ => Field::Multi(Cow::Borrowed(&self.encoded[slot])),
+            }
+        }
+
+        fn memo_key(&self) -> Option<MemoKey<'_>> {
+            (!self.unkeyed).then(|| MemoKey {
+                layout: 1,
+                spans: [&self.key[..]].into_iter().collect(),
+            })
+        }
+    }
+
+    /// A group as the proptest compares them: values, count, first and last time.
+    type GroupRow = (Vec<Vec<u8>>, u64, Vec<u8>, Vec<u8>);
+
+    fn values(pool: &'static [&'static str]) -> impl Strategy<Value = Vec<Vec<u8>>> {
+        let one = proptest::sample::select(pool).prop_map(|v| v.as_bytes().to_vec());
+        prop_oneof![
+            8 => one.clone().prop_map(|v| vec![v]),
+            1 => Just(Vec::new()),
+            1 => proptest::collection::vec(one, 2..4),
+        ]
+    }
+
+    fn keyed() -> impl Strategy<Value = Keyed> {
+        const TIMES: &[&str] = &[
+            "1",
+            "2.5",
+            "10",
+            "",
+            "abc",
+            "1700000000.0000000000000000000000000000001",
+            "1700000000.0000000000000000000000000000002x",
+        ];
+        (
+            values(TIMES),
+            values(&["a.exe", "b.exe"]),
+            values(&["pastebin.com", "x.pastebin.com", "example.com"]),
+            values(&["h1", "h2", "h3", "h4"]),
+        )
+            .prop_map(|(time, image, query, host)| Keyed::new(vec![time, image, query.clone(), host, query]))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Events counted through the memo give the groups, counters and
+        /// errors (and where they fell) of the same events counted one by
+        /// one; and the memo does answer.
+        #[test]
+        fn the_memo_counts_as_offering_each_event_does(
+            events in proptest::collection::vec(keyed(), 1..80),
+            max_groups in 1usize..8,
+            pattern in proptest::sample::select(vec!["*pastebin*", "*paste*.com", "x.*"]),
+        ) {
+            let matcher = PatternSet::new(&[pattern]).unwrap();
+            let grouping = Grouping {
+                fields: 3,
+                coalesce: vec![(2, b"none".to_vec())],
+            };
+            let mut memo = Engine::new(&matcher, by_slot(3), max_groups, &grouping);
+            let mut plain = Engine::new(&matcher, by_slot(3), max_groups, &grouping);
+            let mut failed = None;
+            for (row, e) in events.iter().enumerate() {
+                let at = Origin { row: row as u64, offset: 7 * row as u64 };
+                let unkeyed = Keyed { unkeyed: true, ..e.clone() };
+                let (a, b) = (memo.offer(e, at), plain.offer(&unkeyed, at));
+                prop_assert_eq!(&a, &b, "row {}", row);
+                if a.is_err() {
+                    failed = Some(row);
+                    break;
+                }
+            }
+            if failed.is_none() {
+                prop_assert_eq!(memo.settle(), plain.settle());
+                let rows = |engine: &Engine<'_>| -> Vec<GroupRow> {
+                    engine.stats().sorted().iter().map(|g| {
+                        (g.values().map(<[u8]>::to_vec).collect(), g.count(), g.first().to_vec(), g.last().to_vec())
+                    }).collect()
+                };
+                prop_assert_eq!(rows(&memo), rows(&plain));
+            }
+            prop_assert_eq!(memo.counters(), plain.counters());
+        }
+    }
+
+    /// Events that differ only in `_time` are answered by the memo after
+    /// the first, and counted the same.
+    #[test]
+    fn repeated_events_are_answered_by_the_memo() {
+        let matcher = PatternSet::new(&["*pastebin*"]).unwrap();
+        let grouping = Grouping::plain(3);
+        let mut engine = Engine::new(&matcher, by_slot(3), 10, &grouping);
+        let row = |t: &str, host: &str| {
+            let v = |s: &str| vec![s.as_bytes().to_vec()];
+            Keyed::new(vec![
+                v(t),
+                v("a.exe"),
+                v("x.pastebin.com"),
+                v(host),
+                v("x.pastebin.com"),
+            ])
+        };
+        for (t, host) in [("5", "h1"), ("3", "h1"), ("9", "h2"), ("1", "h1"), ("", "h1")] {
+            engine.offer(&row(t, host), Origin::default()).unwrap();
+        }
+        assert_eq!(engine.memo.answered(), 3, "h1 three times after its first");
+        engine.settle().unwrap();
+        let groups = engine.stats().sorted();
+        let got: Vec<_> = groups
+            .iter()
+            .map(|g| (g.field(2), g.count(), g.first(), g.last()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (&b"h1"[..], 4, &b"1"[..], &b"5"[..]),
+                (&b"h2"[..], 1, &b"9"[..], &b"9"[..])
+            ]
+        );
+        assert_eq!(engine.counters().events_matched, 5);
     }
 }
