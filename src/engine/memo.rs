@@ -15,7 +15,7 @@
 //! a hash per candidate event for a while, then nothing.
 
 use arrayvec::ArrayVec;
-use foldhash::fast::FixedState;
+use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 use std::hash::{BuildHasher, Hasher};
 
@@ -68,7 +68,9 @@ pub struct Memo {
     /// then each of the key's spans as its length (`u32`) and bytes; all
     /// numbers little-endian.
     bytes: Vec<u8>,
-    hasher: FixedState,
+    /// Seeded afresh by each process: no input can be made to pile its
+    /// keys onto one hash (the outcome never depends on the seed).
+    hasher: RandomState,
     layout: Option<u64>,
     asked: u64,
     answered: u64,
@@ -80,7 +82,7 @@ impl Default for Memo {
         Memo {
             table: HashTable::new(),
             bytes: Vec::new(),
-            hasher: FixedState::default(),
+            hasher: RandomState::default(),
             layout: None,
             asked: 0,
             answered: 0,
