@@ -168,7 +168,7 @@ impl Memo {
         self.bytes.extend_from_slice(&hash.to_le_bytes());
         self.bytes.extend_from_slice(&kind.to_le_bytes());
         self.bytes.extend_from_slice(&tally.to_le_bytes());
-        self.bytes.extend_from_slice(&((len) as u32).to_le_bytes());
+        self.bytes.extend_from_slice(&(len as u32).to_le_bytes());
         for span in &key.spans {
             self.bytes.extend_from_slice(&(span.len() as u32).to_le_bytes());
             self.bytes.extend_from_slice(span);
@@ -191,10 +191,12 @@ impl Memo {
     }
 }
 
+/// The little-endian `u64` at `at` of a record.
 fn u64_at(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(bytes[at..at + 8].try_into().expect("eight bytes"))
 }
 
+/// The little-endian `u32` at `at` of a record.
 fn u32_at(bytes: &[u8], at: usize) -> usize {
     u32::from_le_bytes(bytes[at..at + 4].try_into().expect("four bytes")) as usize
 }
