@@ -3,6 +3,7 @@
 //! [`Sysmon`] record or a warning naming the file and the record.
 
 use super::record::{self, Sysmon};
+use memchr::memmem::Finder;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Cursor, Read};
 use std::path::Path;
@@ -553,6 +554,8 @@ fn read_xml(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item)) -> std::io:
     let mut line_no = 0u64;
     let mut start_line = 1u64;
     let mut event_no = 0u64;
+    // Built once: `memmem::find` builds its searcher at every call.
+    let (event_end, event_start) = (Finder::new(b"</Event>"), Finder::new(b"<Event"));
     loop {
         let before = pending.len();
         let n = input.read_until(b'\n', &mut pending)?;
@@ -563,22 +566,29 @@ fn read_xml(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item)) -> std::io:
         if before == 0 {
             start_line = line_no;
         }
-        while let Some(end) = memchr::memmem::find(&pending, b"</Event>") {
-            let end = end + b"</Event>".len();
+        while let Some(end) = event_end.find(&pending) {
+            let end = end + event_end.needle().len();
             let text = &pending[..end];
-            match memchr::memmem::find(text, b"<Event") {
+            match event_start.find(text) {
                 Some(start) => {
                     event_no += 1;
-                    let place = format!("event {event_no} (line {start_line})");
-                    let xml = String::from_utf8_lossy(&text[start..]);
-                    if matches!(xml, std::borrow::Cow::Owned(_)) {
-                        each(Item::Warning(format!(
-                            "{place}: not UTF-8, read with replacement characters"
-                        )));
-                    }
+                    // Named only for a warning, not formatted for every event.
+                    let place = || format!("event {event_no} (line {start_line})");
+                    // Checked first: valid text (nearly all of it) borrows,
+                    // and the check is faster than the lossy reading's.
+                    let xml = match std::str::from_utf8(&text[start..]) {
+                        Ok(xml) => std::borrow::Cow::Borrowed(xml),
+                        Err(_) => {
+                            each(Item::Warning(format!(
+                                "{}: not UTF-8, read with replacement characters",
+                                place()
+                            )));
+                            String::from_utf8_lossy(&text[start..])
+                        }
+                    };
                     let (s, problems) = record::from_xml(&xml);
                     for p in problems {
-                        each(Item::Warning(format!("{place}: {p}")));
+                        each(Item::Warning(format!("{}: {p}", place())));
                     }
                     if let Some(s) = s {
                         each(Item::Record(s));
