@@ -349,6 +349,18 @@ fn data_fields(xml: &str) -> [Option<Option<&str>>; DATA_FIELDS.len()] {
     raw
 }
 
+/// A raw XML value with its entities decoded ([`decode_entities`]); a
+/// broken one is kept as written and reported in `problems`.
+fn decoded(raw: Option<&str>, problems: &mut Vec<Problem>) -> Option<String> {
+    Some(match decode_entities(raw?) {
+        Ok(s) => s.into_owned(),
+        Err((s, p)) => {
+            problems.push(p);
+            s
+        }
+    })
+}
+
 /// Extract a record from one `<Event …>…</Event>` of XmlWinEventLog text
 /// (as a forwarder ships it with `renderXml=true`). `Ok(None)`: not a
 /// Sysmon EventID 22; the problems are warnings (broken entities), the
@@ -361,16 +373,7 @@ pub fn from_xml(xml: &str) -> (Option<Sysmon>, Vec<Problem>) {
     if !is_sysmon_dns(id, provider) {
         return (None, problems);
     }
-    let mut decode = |raw: Option<&str>| -> Option<String> {
-        let raw = raw?;
-        Some(match decode_entities(raw) {
-            Ok(s) => s.into_owned(),
-            Err((s, p)) => {
-                problems.push(p);
-                s
-            }
-        })
-    };
+    let mut decode = |raw: Option<&str>| decoded(raw, &mut problems);
     let [image, query_name, query_status, query_results, utc_time, process_guid] =
         data_fields(xml).map(Option::flatten);
     let mut s = Sysmon {
@@ -564,7 +567,7 @@ mod tests {
     /// searcher built once and read the `<Data>` fields in one pass: the
     /// oracle the one-pass extraction must equal.
     mod before {
-        use super::super::{decode_entities, is_sysmon_dns, Problem, Sysmon};
+        use super::super::{decoded, is_sysmon_dns, Problem, Sysmon};
 
         /// The text between `open` (up to its `>`) and the next `<`, in `xml`.
         fn element_text<'x>(xml: &'x str, open: &str) -> Option<&'x str> {
@@ -609,16 +612,7 @@ mod tests {
             if !is_sysmon_dns(id, provider) {
                 return (None, problems);
             }
-            let mut decode = |raw: Option<&str>| -> Option<String> {
-                let raw = raw?;
-                Some(match decode_entities(raw) {
-                    Ok(s) => s.into_owned(),
-                    Err((s, p)) => {
-                        problems.push(p);
-                        s
-                    }
-                })
-            };
+            let mut decode = |raw: Option<&str>| decoded(raw, &mut problems);
             let mut data = |name: &str| -> Option<String> {
                 let mut from = 0;
                 while let Some(i) = xml[from..].find("<Data Name=") {
