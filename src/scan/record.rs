@@ -478,40 +478,50 @@ pub fn basename(image: &str) -> &str {
 
 /// One field value of a slotted record.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Value2 {
+enum Value2<'s> {
     Absent,
-    Single(Vec<u8>),
+    Single(Cow<'s, [u8]>),
     Multi(Vec<u8>),
 }
 
 /// A record laid out in the engine's slots (`_time`, the by-fields, the
-/// match field), the values owned.
+/// match field). The values the record holds as they are are borrowed from
+/// it, and only the derived ones (`_time` as epoch seconds, the answers,
+/// their count) are made: copying every value took an allocation per field
+/// and record.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Slotted {
-    values: Vec<Value2>,
+pub struct Slotted<'s> {
+    values: Vec<Value2<'s>>,
 }
 
-impl Slotted {
+impl<'s> Slotted<'s> {
     /// Lay `s` out in the slots of `fields` (the command's `required_fields`).
-    pub fn new(s: &Sysmon, fields: &[&str]) -> Slotted {
+    pub fn new(s: &'s Sysmon, fields: &[&str]) -> Slotted<'s> {
         let values = fields.iter().map(|name| value_of(s, name)).collect();
         Slotted { values }
     }
 }
 
-fn single(v: Option<&str>) -> Value2 {
+fn single<'s>(v: Option<&'s str>) -> Value2<'s> {
     match v {
-        Some(v) if !v.is_empty() => Value2::Single(v.as_bytes().to_vec()),
+        Some(v) if !v.is_empty() => Value2::Single(Cow::Borrowed(v.as_bytes())),
+        _ => Value2::Absent,
+    }
+}
+
+fn made(v: Option<String>) -> Value2<'static> {
+    match v {
+        Some(v) if !v.is_empty() => Value2::Single(Cow::Owned(v.into_bytes())),
         _ => Value2::Absent,
     }
 }
 
 /// The field `name` as the Splunk add-on gives it for this record.
-fn value_of(s: &Sysmon, name: &str) -> Value2 {
+fn value_of<'s>(s: &'s Sysmon, name: &str) -> Value2<'s> {
     let image_base = s.image.as_deref().map(basename);
     let answers = || s.query_results.as_deref().map(answers).unwrap_or_default();
     match name {
-        "_time" => single(s.utc_time.as_deref().and_then(epoch_text).as_deref()),
+        "_time" => made(s.utc_time.as_deref().and_then(epoch_text)),
         "Image" => single(s.image.as_deref()),
         "QueryName" | "query" => single(s.query_name.as_deref()),
         "QueryStatus" | "reply_code_id" => single(s.query_status.as_deref()),
@@ -541,14 +551,14 @@ fn value_of(s: &Sysmon, name: &str) -> Value2 {
             if n == 0 {
                 Value2::Absent
             } else {
-                Value2::Single(n.to_string().into_bytes())
+                made(Some(n.to_string()))
             }
         }
         _ => Value2::Absent,
     }
 }
 
-impl Event for Slotted {
+impl Event for Slotted<'_> {
     fn field(&self, slot: usize) -> Field<'_> {
         match self.values.get(slot) {
             None | Some(Value2::Absent) => Field::Absent,
