@@ -242,6 +242,7 @@ struct Needles {
     data_end: Finder<'static>,
 }
 
+/// The searchers, built on first use.
 fn needles() -> &'static Needles {
     static NEEDLES: OnceLock<Needles> = OnceLock::new();
     NEEDLES.get_or_init(|| Needles {
@@ -502,6 +503,7 @@ impl<'s> Slotted<'s> {
     }
 }
 
+/// A value the record holds, borrowed; empty is absent.
 fn single<'s>(v: Option<&'s str>) -> Value2<'s> {
     match v {
         Some(v) if !v.is_empty() => Value2::Single(Cow::Borrowed(v.as_bytes())),
@@ -509,6 +511,7 @@ fn single<'s>(v: Option<&'s str>) -> Value2<'s> {
     }
 }
 
+/// A value derived from the record's; empty is absent.
 fn made(v: Option<String>) -> Value2<'static> {
     match v {
         Some(v) if !v.is_empty() => Value2::Single(Cow::Owned(v.into_bytes())),
