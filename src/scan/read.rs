@@ -281,11 +281,11 @@ fn read_evtx(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item)) -> std::io
 /// the other records are not parsed into a tree; anything else is `true`
 /// and [`record::from_json`] decides.
 pub fn may_be_event_22(json: &[u8]) -> bool {
-    const KEY: &[u8] = b"\"EventID\":";
+    let key = &needles().event_id_key;
     let mut found = false;
-    for at in memchr::memmem::find_iter(json, KEY) {
+    for at in key.find_iter(json) {
         found = true;
-        let mut rest = &json[at + KEY.len()..];
+        let mut rest = &json[at + key.needle().len()..];
         if let Some(r) = rest.strip_prefix(b"{\"#text\":") {
             rest = r;
         }
@@ -295,6 +295,27 @@ pub fn may_be_event_22(json: &[u8]) -> bool {
         }
     }
     !found
+}
+
+/// The substrings the readers look for in every record, each searcher built
+/// once: `memmem::find` builds its searcher at every call.
+struct Needles {
+    /// Where an XmlWinEventLog event ends...
+    event_end: Finder<'static>,
+    /// ...and starts.
+    event_start: Finder<'static>,
+    /// The key of a JSON record's event id ([`may_be_event_22`]).
+    event_id_key: Finder<'static>,
+}
+
+/// The searchers, built on first use.
+fn needles() -> &'static Needles {
+    static NEEDLES: std::sync::OnceLock<Needles> = std::sync::OnceLock::new();
+    NEEDLES.get_or_init(|| Needles {
+        event_end: Finder::new(b"</Event>"),
+        event_start: Finder::new(b"<Event"),
+        event_id_key: Finder::new(b"\"EventID\":"),
+    })
 }
 
 /// A top-level JSON array (`[{…}, {…}, …]`), one element at a time: the
@@ -554,8 +575,9 @@ fn read_xml(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item)) -> std::io:
     let mut line_no = 0u64;
     let mut start_line = 1u64;
     let mut event_no = 0u64;
-    // Built once: `memmem::find` builds its searcher at every call.
-    let (event_end, event_start) = (Finder::new(b"</Event>"), Finder::new(b"<Event"));
+    let Needles {
+        event_end, event_start, ..
+    } = needles();
     loop {
         let before = pending.len();
         let n = input.read_until(b'\n', &mut pending)?;
