@@ -153,6 +153,32 @@ const BY_1: [u8; 64] = shifted_by(1);
 #[cfg(target_arch = "x86_64")]
 const BY_2: [u8; 64] = shifted_by(2);
 
+/// Ask `hit` about the fingerprints ending at `base + k` for each bit `k`
+/// of `mask`, in order, bucket by bucket (`each[k]`): the wide searches'
+/// answer for one 64-byte block; the place `hit` says yes to.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn report_block(
+    base: usize,
+    each: &[u8; 64],
+    mut mask: u64,
+    hit: &mut impl FnMut(usize, usize) -> bool,
+) -> Option<usize> {
+    while mask != 0 {
+        let k = mask.trailing_zeros() as usize;
+        let start = base + k - (LEN - 1);
+        let mut b = each[k];
+        while b != 0 {
+            if hit(start, b.trailing_zeros() as usize) {
+                return Some(start);
+            }
+            b &= b - 1;
+        }
+        mask &= mask - 1;
+    }
+    None
+}
+
 /// [`Tables::find`] 64 places a step.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
@@ -189,24 +215,11 @@ unsafe fn find_avx512(t: &Tables, hay: &[u8], at: usize, mut hit: impl FnMut(usi
         (before_0, before_1) = (c0, c1);
         _mm512_and_si512(_mm512_and_si512(first, second), c2)
     };
-    // Ask `hit` about the fingerprints ending at `base + k` for each bit `k`
-    // of `mask`, in order.
-    let mut report = |base: usize, buckets: __m512i, mut mask: u64| {
+    // The block's buckets, stored, asked about ([`report_block`]).
+    let mut report = |base: usize, buckets: __m512i, mask: u64| {
         let mut each = [0u8; 64];
         unsafe { _mm512_storeu_si512(each.as_mut_ptr().cast(), buckets) };
-        while mask != 0 {
-            let k = mask.trailing_zeros() as usize;
-            let start = base + k - (LEN - 1);
-            let mut b = each[k];
-            while b != 0 {
-                if hit(start, b.trailing_zeros() as usize) {
-                    return Some(start);
-                }
-                b &= b - 1;
-            }
-            mask &= mask - 1;
-        }
-        None
+        report_block(base, &each, mask, &mut hit)
     };
     let mut p = at;
     while hay.len() - p >= 64 {
@@ -280,27 +293,14 @@ unsafe fn find_avx2(t: &Tables, hay: &[u8], at: usize, mut hit: impl FnMut(usize
         let (low, high) = (ends(load32(block)), ends(load32(block.wrapping_add(32))));
         (low, high, u64::from(nonzero(low)) | u64::from(nonzero(high)) << 32)
     };
-    // Ask `hit` about the fingerprints ending at `base + k` for each bit `k`
-    // of `mask`, in order.
-    let mut report = |base: usize, low: __m256i, high: __m256i, mut mask: u64| {
+    // The block's buckets, stored, asked about ([`report_block`]).
+    let mut report = |base: usize, low: __m256i, high: __m256i, mask: u64| {
         let mut each = [0u8; 64];
         unsafe {
             _mm256_storeu_si256(each.as_mut_ptr().cast(), low);
             _mm256_storeu_si256(each.as_mut_ptr().add(32).cast(), high);
         }
-        while mask != 0 {
-            let k = mask.trailing_zeros() as usize;
-            let start = base + k - (LEN - 1);
-            let mut b = each[k];
-            while b != 0 {
-                if hit(start, b.trailing_zeros() as usize) {
-                    return Some(start);
-                }
-                b &= b - 1;
-            }
-            mask &= mask - 1;
-        }
-        None
+        report_block(base, &each, mask, &mut hit)
     };
     let mut p = at;
     while hay.len() - p >= 64 {
