@@ -1,5 +1,5 @@
-//! The prefilter's fingerprint search: 64 bytes a step on CPUs with AVX-512
-//! (F, BW and VBMI), 32 with AVX2.
+//! The prefilter's fingerprint search, 64 bytes a step: in one register on
+//! CPUs with AVX-512 (F, BW and VBMI), in two halves with AVX2.
 //!
 //! [`Prefilter`](super::prefilter::Prefilter) looks for three-byte
 //! fingerprints in any letter case. aho-corasick's Teddy does that with
@@ -7,9 +7,10 @@
 //! match rate; no crate has a wider form. This is Teddy's idea at AVX-512
 //! width; with AVX2 alone it is Teddy's width, but one search goes on past
 //! each hit and needs no letter-case variants (Teddy is asked again after
-//! each hit, and checks each variant it finds). Each fingerprint owns one bit (a *bucket*). For each of its three
-//! bytes, two 16-entry tables give, for a byte's low and for its high
-//! nybble, the buckets whose fingerprint accepts that nybble there; a
+//! each hit, and checks each variant it finds). Each fingerprint owns one
+//! bit (a *bucket*). For each of its three bytes, two 16-entry tables
+//! give, for a byte's low and for its high nybble, the buckets whose
+//! fingerprint accepts that nybble there; a
 //! byte's buckets at one place are the AND of its two lookups (one
 //! `vpshufb` each). A fingerprint ends at byte `e` when its bit survives
 //! the AND over `e-2`, `e-1` and `e`: one load a block, the classes of the
@@ -286,9 +287,8 @@ unsafe fn find_avx2(t: &Tables, hay: &[u8], at: usize, mut hit: impl FnMut(usize
         _mm256_and_si256(_mm256_and_si256(first, second), c2)
     };
     let nonzero = |buckets: __m256i| !(_mm256_movemask_epi8(_mm256_cmpeq_epi8(buckets, _mm256_setzero_si256())) as u32);
-    // The buckets of the 64 places from `block`, two steps: their bit mask
-    // (one test a block, as with AVX-512), and the buckets stored for a
-    // nonzero mask.
+    // The buckets of the 64 places from `block`, in two halves, and their
+    // bit mask: one test a block, as with AVX-512.
     let mut ends64 = |block: *const u8| {
         let (low, high) = (ends(load32(block)), ends(load32(block.wrapping_add(32))));
         (low, high, u64::from(nonzero(low)) | u64::from(nonzero(high)) << 32)
