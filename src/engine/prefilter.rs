@@ -21,9 +21,9 @@
 //! search of the same fingerprints 64 bytes a step ([`super::fingerprints`])
 //! takes Teddy's place: 1.5x its speed on the bench machine, and 0.91-0.94x
 //! the command's time at a 1% match rate, 0.92-0.97x at 20%. With AVX2
-//! alone it searches 32 bytes a step, as Teddy does, but once over a body
-//! for all its hits, where Teddy is asked again after each: 0.86x Teddy's
-//! time at 20% (0.98x at 1%), 0.97x the command's CPU at 20%.
+//! alone it searches 64 bytes a step in two 32-byte halves, once over a
+//! body for all its hits, where Teddy is asked again after each: 0.82x
+//! Teddy's time at 20% (0.91x at 1%), 0.95x the command's CPU at 20%.
 
 use aho_corasick::packed::{Config, MatchKind, Searcher};
 use aho_corasick::Span;
@@ -109,8 +109,8 @@ pub struct Prefilter {
     /// The fingerprint of each spelling, by Teddy's pattern index: a hit
     /// names its owners without a lookup.
     spelled: Vec<u8>,
-    /// The same search 64 bytes a step with AVX-512 VBMI, 32 with AVX2
-    /// ([`super::fingerprints`]), used instead of Teddy on CPUs with either
+    /// The same search 64 bytes a step, with AVX-512 VBMI or in two halves
+    /// with AVX2 ([`super::fingerprints`]), used instead of Teddy on CPUs with either
     /// when there are at most eight fingerprints (bucket `j`:
     /// `fingerprints[j]`).
     wide: Option<Tables>,
