@@ -337,13 +337,16 @@ fn read_one(
             lines.push(format!("abusedweb scan: warning: {name}: {w}"));
         }
     };
-    let mut each = |item: Item| match item {
+    // The engine's slots, and the derived values' buffer, for every record.
+    let layout = record::Layout::new(fields);
+    let mut scratch = Vec::new();
+    let mut each = |item: Item<'_>| match item {
         Item::Record(s) => {
             if report.fatal.is_some() {
                 return;
             }
             records += 1;
-            let slotted = record::Slotted::new(&s, fields);
+            let slotted = record::Slotted::new(&s, &layout, &mut scratch);
             let origin = Origin {
                 row: records,
                 offset: 0,

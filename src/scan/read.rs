@@ -18,9 +18,10 @@ const EVTX_HEADER_BLOCK: usize = 4096;
 const EVTX_CHUNK: usize = 65536;
 
 /// What reading a file gives: each record or warning, as it is found.
-pub enum Item {
-    /// A Sysmon EventID 22 record.
-    Record(Sysmon),
+pub enum Item<'a> {
+    /// A Sysmon EventID 22 record, borrowing from the text it was read
+    /// from: handed over while that text is at hand.
+    Record(Sysmon<'a>),
     /// A record (or part of the file) that could not be read, or a doubtful
     /// value; the text names the record (line, event or EVTX record).
     Warning(String),
@@ -78,7 +79,7 @@ impl<R: Read> Read for Counted<R> {
 /// Memory is bounded by one record (at most [`MAX_RECORD_BYTES`]) or one
 /// 64 KiB EVTX chunk, whatever the size of the file: every format, gzip or
 /// not, is read front to back as a stream.
-pub fn read_file(path: &Path, each: &mut dyn FnMut(Item), progress: Progress) -> Result<Format, Unread> {
+pub fn read_file(path: &Path, each: &mut dyn FnMut(Item<'_>), progress: Progress) -> Result<Format, Unread> {
     let file = File::open(path).map_err(Unread::Io)?;
     let left = file.metadata().map_or(u64::MAX, |m| m.len());
     let file = Counted {
@@ -90,7 +91,7 @@ pub fn read_file(path: &Path, each: &mut dyn FnMut(Item), progress: Progress) ->
 }
 
 /// [`read_file`] over any input (the fuzz target's entry).
-pub fn read_input(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item)) -> Result<Format, Unread> {
+pub fn read_input(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>)) -> Result<Format, Unread> {
     let head = input.fill_buf().map_err(Unread::Io)?;
     if head.is_empty() {
         return Err(Unread::Skipped("empty".into()));
@@ -142,7 +143,7 @@ pub fn read_input(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item)) -> Re
 
 /// A read error once the format is known (a gzip stream cut short, an
 /// I/O error mid-file) ends the file with a warning; what was read counts.
-fn stopped(result: std::io::Result<()>, each: &mut dyn FnMut(Item)) {
+fn stopped(result: std::io::Result<()>, each: &mut dyn FnMut(Item<'_>)) {
     if let Err(e) = result {
         each(Item::Warning(format!(
             "reading stopped early: {e}; the records before count"
@@ -172,7 +173,7 @@ fn read_full(input: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
 /// the rows). A damaged chunk or record is a warning; reading goes on with
 /// the next. An all-zero chunk (a dirty file's gap) is passed over, and
 /// chunks beyond the header's count are read, as the evtx parser does.
-fn read_evtx(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item)) -> std::io::Result<()> {
+fn read_evtx(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>)) -> std::io::Result<()> {
     let mut header = vec![0u8; EVTX_HEADER_BLOCK];
     let got = read_full(&mut input, &mut header)?;
     if got < EVTX_HEADER_BLOCK {
@@ -324,7 +325,7 @@ fn needles() -> &'static Needles {
 /// [`MAX_RECORD_BYTES`]) however long the array, and an element that does
 /// not parse is a warning naming it while the others are read. Arrays one
 /// after the other (`[…][…]`) are read as one.
-fn read_json_array(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item)) -> std::io::Result<()> {
+fn read_json_array(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>)) -> std::io::Result<()> {
     let mut split = ArraySplitter::default();
     loop {
         let buf = input.fill_buf()?;
@@ -339,7 +340,7 @@ fn read_json_array(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item)) -> s
     Ok(())
 }
 
-fn json_element(bytes: &[u8], place: &str, each: &mut dyn FnMut(Item)) {
+fn json_element(bytes: &[u8], place: &str, each: &mut dyn FnMut(Item<'_>)) {
     match serde_json::from_slice::<serde_json::Value>(bytes) {
         Ok(v) => json_record(&v, place, each),
         Err(e) => each(Item::Warning(format!("{place}: not JSON: {e}"))),
@@ -372,7 +373,7 @@ impl ArraySplitter {
     }
 
     /// Scan `buf`, each whole element parsed and handed to `each`.
-    fn feed(&mut self, buf: &[u8], each: &mut dyn FnMut(Item)) {
+    fn feed(&mut self, buf: &[u8], each: &mut dyn FnMut(Item<'_>)) {
         if self.line == 0 {
             self.line = 1;
         }
@@ -458,7 +459,7 @@ impl ArraySplitter {
         }
     }
 
-    fn end_element(&mut self, each: &mut dyn FnMut(Item)) {
+    fn end_element(&mut self, each: &mut dyn FnMut(Item<'_>)) {
         let place = self.place();
         if self.oversize {
             each(Item::Warning(format!(
@@ -474,7 +475,7 @@ impl ArraySplitter {
         self.escaped = false;
     }
 
-    fn finish(&mut self, each: &mut dyn FnMut(Item)) {
+    fn finish(&mut self, each: &mut dyn FnMut(Item<'_>)) {
         if !self.element.is_empty() || self.oversize {
             each(Item::Warning(format!(
                 "{}: cut short at the end of the file",
@@ -560,7 +561,7 @@ fn read_line_bounded(input: &mut dyn BufRead, line: &mut Vec<u8>, max: usize) ->
 /// lines). A line that cannot start or continue an object is a warning
 /// naming its line; reading goes on at the next line. A line longer than
 /// [`MAX_RECORD_BYTES`] is skipped with a warning.
-fn read_json(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item)) -> std::io::Result<()> {
+fn read_json(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>)) -> std::io::Result<()> {
     let mut pending: Vec<u8> = Vec::new();
     let mut start_line = 0;
     let mut line = Vec::new();
@@ -695,7 +696,7 @@ fn read_json(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item)) -> std::io
     Ok(())
 }
 
-fn json_record(v: &serde_json::Value, place: &str, each: &mut dyn FnMut(Item)) {
+fn json_record(v: &serde_json::Value, place: &str, each: &mut dyn FnMut(Item<'_>)) {
     if !v.is_object() {
         each(Item::Warning(format!("{place}: not a JSON object")));
         return;
@@ -721,7 +722,7 @@ fn json_record(v: &serde_json::Value, place: &str, each: &mut dyn FnMut(Item)) {
 /// rest (a 20 MB file took 4.7 s). Here the text waiting for its
 /// `</Event>` is the unfinished event alone, searched once, and cut from
 /// once per buffer; warnings name the line the event's text starts on.
-fn read_xml(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item)) -> std::io::Result<()> {
+fn read_xml(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>)) -> std::io::Result<()> {
     let Needles {
         event_end, event_start, ..
     } = needles();
@@ -817,7 +818,7 @@ mod tests {
 
     /// The XML reader as it was, a line at a time: the oracle the buffered
     /// one must equal on input of lines shorter than its bound.
-    fn read_xml_by_lines(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item)) -> std::io::Result<()> {
+    fn read_xml_by_lines(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>)) -> std::io::Result<()> {
         let mut pending: Vec<u8> = Vec::new();
         let mut line_no = 0u64;
         let mut start_line = 1u64;
@@ -880,7 +881,7 @@ mod tests {
     /// The JSON reader as it was, parsing the object at every line it
     /// gained, and reading lines of any length: the oracle the bounded one
     /// must equal on lines within the bound.
-    fn read_json_reparsing(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item)) -> std::io::Result<()> {
+    fn read_json_reparsing(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>)) -> std::io::Result<()> {
         let mut pending: Vec<u8> = Vec::new();
         let mut start_line = 0;
         let mut line = Vec::new();
@@ -937,7 +938,7 @@ mod tests {
     }
 
     /// A format's reader.
-    type Reader = fn(Box<dyn BufRead>, &mut dyn FnMut(Item)) -> std::io::Result<()>;
+    type Reader = fn(Box<dyn BufRead>, &mut dyn FnMut(Item<'_>)) -> std::io::Result<()>;
 
     /// What a reader handed over, as text to compare.
     fn items(read: Reader, data: &[u8], capacity: usize) -> Vec<String> {

@@ -7,28 +7,33 @@ use crate::engine::{Event, Field};
 use memchr::memmem::Finder;
 use serde_json::Value;
 use std::borrow::Cow;
+use std::io::Write;
+use std::ops::Range;
 use std::sync::OnceLock;
 
 /// The raw Sysmon fields of one EventID 22 record, before the add-on's
 /// derived fields; every value as text, `None` when the record has none.
+/// Values are borrowed from the record's text (or JSON tree) where they
+/// stand in it as they are, so reading a record allocates nothing for
+/// them; only a decoded XML entity or a JSON number makes one.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Sysmon {
+pub struct Sysmon<'a> {
     /// `Image`.
-    pub image: Option<String>,
+    pub image: Option<Cow<'a, str>>,
     /// `QueryName`.
-    pub query_name: Option<String>,
+    pub query_name: Option<Cow<'a, str>>,
     /// `QueryStatus`.
-    pub query_status: Option<String>,
+    pub query_status: Option<Cow<'a, str>>,
     /// `QueryResults`.
-    pub query_results: Option<String>,
+    pub query_results: Option<Cow<'a, str>>,
     /// System `Computer` (the OTRF layout calls it `Hostname`).
-    pub computer: Option<String>,
+    pub computer: Option<Cow<'a, str>>,
     /// `UtcTime`, e.g. `2021-03-24 12:25:12.840`.
-    pub utc_time: Option<String>,
+    pub utc_time: Option<Cow<'a, str>>,
     /// `ProcessGuid`.
-    pub process_guid: Option<String>,
+    pub process_guid: Option<Cow<'a, str>>,
     /// System `Security UserID` SID.
-    pub user_id: Option<String>,
+    pub user_id: Option<Cow<'a, str>>,
 }
 
 /// Why a record was not counted, or what in it was doubtful.
@@ -57,15 +62,20 @@ enum Kind {
 /// crate and Winlogbeat write an empty element so); numbers as written
 /// (a warning for a [`Kind::Text`] field); `Err` for booleans, arrays and
 /// objects, which no exporter writes for these fields.
-fn json_text(v: &Value, field: &str, kind: Kind, problems: &mut Vec<Problem>) -> Result<Option<String>, Problem> {
+fn json_text<'v>(
+    v: &'v Value,
+    field: &str,
+    kind: Kind,
+    problems: &mut Vec<Problem>,
+) -> Result<Option<Cow<'v, str>>, Problem> {
     match v {
         Value::Null => Ok(None),
-        Value::String(s) => Ok(Some(s.clone())),
+        Value::String(s) => Ok(Some(Cow::Borrowed(s))),
         Value::Number(n) => {
             if kind == Kind::Text {
                 problems.push(format!("field {field} is a number ({n}), read as its text"));
             }
-            Ok(Some(n.to_string()))
+            Ok(Some(Cow::Owned(n.to_string())))
         }
         // evtx's `{"#text": 22, "#attributes": {...}}` for an element with attributes
         Value::Object(o) if o.contains_key("#text") => json_text(&o["#text"], field, kind, problems),
@@ -86,8 +96,8 @@ fn get<'v>(v: &'v Value, path: &[&str]) -> Option<&'v Value> {
 /// EventID 22; `Err`: a field of a type no exporter writes (a boolean, an
 /// array, an object), the record not counted. Doubtful values of a counted
 /// record (a number where text belongs) are pushed to `problems`.
-pub fn from_json(v: &Value, problems: &mut Vec<Problem>) -> Result<Option<Sysmon>, Problem> {
-    let mut first = |field: &str, kind: Kind, paths: &[&[&str]]| -> Result<Option<String>, Problem> {
+pub fn from_json<'v>(v: &'v Value, problems: &mut Vec<Problem>) -> Result<Option<Sysmon<'v>>, Problem> {
+    let mut first = |field: &str, kind: Kind, paths: &[&[&str]]| -> Result<Option<Cow<'v, str>>, Problem> {
         for p in paths {
             if let Some(x) = get(v, p) {
                 if let Some(t) = json_text(x, field, kind, problems)? {
@@ -124,7 +134,7 @@ pub fn from_json(v: &Value, problems: &mut Vec<Problem>) -> Result<Option<Sysmon
     if !is_sysmon_dns(id.as_deref(), provider.as_deref()) {
         return Ok(None);
     }
-    let mut data = |name: &str, kind: Kind| -> Result<Option<String>, Problem> {
+    let mut data = |name: &str, kind: Kind| -> Result<Option<Cow<'v, str>>, Problem> {
         first(
             name,
             kind,
@@ -352,12 +362,12 @@ fn data_fields(xml: &str) -> [Option<Option<&str>>; DATA_FIELDS.len()] {
 
 /// A raw XML value with its entities decoded ([`decode_entities`]); a
 /// broken one is kept as written and reported in `problems`.
-fn decoded(raw: Option<&str>, problems: &mut Vec<Problem>) -> Option<String> {
+fn decoded<'x>(raw: Option<&'x str>, problems: &mut Vec<Problem>) -> Option<Cow<'x, str>> {
     Some(match decode_entities(raw?) {
-        Ok(s) => s.into_owned(),
+        Ok(s) => s,
         Err((s, p)) => {
             problems.push(p);
-            s
+            Cow::Owned(s)
         }
     })
 }
@@ -366,7 +376,7 @@ fn decoded(raw: Option<&str>, problems: &mut Vec<Problem>) -> Option<String> {
 /// (as a forwarder ships it with `renderXml=true`). `Ok(None)`: not a
 /// Sysmon EventID 22; the problems are warnings (broken entities), the
 /// record is still counted.
-pub fn from_xml(xml: &str) -> (Option<Sysmon>, Vec<Problem>) {
+pub fn from_xml<'x>(xml: &'x str) -> (Option<Sysmon<'x>>, Vec<Problem>) {
     let n = needles();
     let mut problems = Vec::new();
     let id = element_text(xml, &n.event_id);
@@ -374,7 +384,7 @@ pub fn from_xml(xml: &str) -> (Option<Sysmon>, Vec<Problem>) {
     if !is_sysmon_dns(id, provider) {
         return (None, problems);
     }
-    let mut decode = |raw: Option<&str>| decoded(raw, &mut problems);
+    let mut decode = |raw: Option<&'x str>| decoded(raw, &mut problems);
     let [image, query_name, query_status, query_results, utc_time, process_guid] =
         data_fields(xml).map(Option::flatten);
     let mut s = Sysmon {
@@ -395,6 +405,13 @@ pub fn from_xml(xml: &str) -> (Option<Sysmon>, Vec<Problem>) {
 /// `UtcTime` (`YYYY-MM-DD hh:mm:ss[.fff]`, UTC) as epoch seconds text, the
 /// fraction kept as written: `2021-03-24 12:25:12.840` → `1616588712.840`.
 pub fn epoch_text(utc: &str) -> Option<String> {
+    let mut out = Vec::new();
+    write_epoch(utc, &mut out).then(|| String::from_utf8(out).expect("digits, a sign and a dot"))
+}
+
+/// [`epoch_text`] appended to `out` (the record's scratch, so no text is
+/// made for it); false, and nothing written, when `utc` is not a time.
+fn write_epoch(utc: &str, out: &mut Vec<u8>) -> bool {
     let b = utc.trim().as_bytes();
     if b.len() < 19
         || b[4] != b'-'
@@ -403,31 +420,40 @@ pub fn epoch_text(utc: &str) -> Option<String> {
         || b[13] != b':'
         || b[16] != b':'
     {
-        return None;
+        return false;
     }
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let s = std::str::from_utf8(&b[r]).ok()?;
-        s.bytes().all(|c| c.is_ascii_digit()).then(|| s.parse().ok())?
+        b[r].iter()
+            .try_fold(0i64, |n, &c| c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0')))
     };
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let Some(((y, m, d), (hh, mm, ss))) = (|| {
+        Some((
+            (num(0..4)?, num(5..7)?, num(8..10)?),
+            (num(11..13)?, num(14..16)?, num(17..19)?),
+        ))
+    })() else {
+        return false;
+    };
     if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
-        return None;
+        return false;
     }
     let rest = &b[19..];
     let fraction = match rest {
-        [] | [b'Z'] => "",
+        [] | [b'Z'] => &rest[..0],
         [b'.', digits @ ..] => {
             let digits = digits.strip_suffix(b"Z").unwrap_or(digits);
             if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-                return None;
+                return false;
             }
-            std::str::from_utf8(&rest[..1 + digits.len()]).ok()?
+            &rest[..1 + digits.len()]
         }
-        _ => return None,
+        _ => return false,
     };
     let secs = days_from_civil(y, m, d) * 86_400 + hh * 3600 + mm * 60 + ss;
-    Some(format!("{secs}{fraction}"))
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, "{secs}");
+    out.extend_from_slice(fraction);
+    true
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
@@ -445,16 +471,18 @@ pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 /// `QueryResults` (each `;`-terminated non-empty piece, its `type:  N `
 /// prefix dropped); none for `-`.
 pub fn answers(query_results: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut pieces: Vec<&str> = query_results.split(';').collect();
-    pieces.pop(); // the text after the last `;` is not `;`-terminated
-    for piece in pieces {
-        if piece.is_empty() {
-            continue;
-        }
-        out.push(strip_type(piece).unwrap_or(piece));
-    }
-    out
+    answer_values(query_results).collect()
+}
+
+/// [`answers`], one at a time.
+fn answer_values(query_results: &str) -> impl Iterator<Item = &str> + Clone {
+    // The text after the last `;` is not `;`-terminated.
+    let terminated = query_results.rsplit_once(';').map(|(head, _)| head);
+    terminated
+        .into_iter()
+        .flat_map(|head| head.split(';'))
+        .filter(|piece| !piece.is_empty())
+        .map(|piece| strip_type(piece).unwrap_or(piece))
 }
 
 /// `type:\s+\d+\s+` at the start of `piece` removed, if something follows.
@@ -477,96 +505,173 @@ pub fn basename(image: &str) -> &str {
     image.rsplit('\\').next().unwrap_or(image)
 }
 
-/// One field value of a slotted record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Value2<'s> {
+/// Where the value of one of the command's fields comes from, for every
+/// record alike: told once from the field's name, not at each record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// `_time`: `UtcTime` as epoch seconds.
+    Time,
+    Image,
+    QueryName,
+    QueryStatus,
+    QueryResults,
+    Computer,
+    /// `Image`'s basename.
+    ProcessName,
+    ProcessGuid,
+    UserId,
+    /// `1` where the record has a `QueryName`.
+    QueryCount,
+    /// The same text for every record.
+    Constant(&'static str),
+    Answer,
+    AnswerCount,
+    /// A field the add-on does not give.
     Absent,
-    Single(Cow<'s, [u8]>),
-    Multi(Vec<u8>),
 }
 
-/// A record laid out in the engine's slots (`_time`, the by-fields, the
-/// match field). The values the record holds as they are are borrowed from
-/// it, and only the derived ones (`_time` as epoch seconds, the answers,
-/// their count) are made: copying every value took an allocation per field
-/// and record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Slotted<'s> {
-    values: Vec<Value2<'s>>,
+/// The command's fields (its `required_fields`), each with where its value
+/// comes from: the engine's slots, laid out once for a whole scan.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    sources: Vec<Source>,
 }
 
-impl<'s> Slotted<'s> {
-    /// Lay `s` out in the slots of `fields` (the command's `required_fields`).
-    pub fn new(s: &'s Sysmon, fields: &[&str]) -> Slotted<'s> {
-        let values = fields.iter().map(|name| value_of(s, name)).collect();
-        Slotted { values }
+impl Layout {
+    /// The slots of `fields`, in order.
+    pub fn new(fields: &[&str]) -> Layout {
+        let sources = fields
+            .iter()
+            .map(|&name| match name {
+                "_time" => Source::Time,
+                "Image" => Source::Image,
+                "QueryName" | "query" => Source::QueryName,
+                "QueryStatus" | "reply_code_id" => Source::QueryStatus,
+                "QueryResults" => Source::QueryResults,
+                "Computer" | "dvc" | "src" => Source::Computer,
+                "process_name" | "process_exec" => Source::ProcessName,
+                "process_guid" => Source::ProcessGuid,
+                "user_id" => Source::UserId,
+                "query_count" => Source::QueryCount,
+                "signature" => Source::Constant("DNSEvent (DNS query)"),
+                "signature_id" => Source::Constant("22"),
+                "vendor_product" => Source::Constant("Microsoft Sysmon"),
+                "answer" => Source::Answer,
+                "answer_count" => Source::AnswerCount,
+                _ => Source::Absent,
+            })
+            .collect();
+        Layout { sources }
+    }
+}
+
+/// A record laid out in the engine's slots ([`Layout`]). The values the
+/// record holds as they are are borrowed from it; the derived ones
+/// (`_time` as epoch seconds, several answers' multivalue encoding, their
+/// count) are written to a scratch buffer the caller keeps from record to
+/// record, so a record costs no allocation.
+#[derive(Debug)]
+pub struct Slotted<'a> {
+    record: &'a Sysmon<'a>,
+    layout: &'a Layout,
+    /// The derived values' bytes, and where each lies in them.
+    scratch: &'a [u8],
+    time: Option<Range<usize>>,
+    answer: Option<(Range<usize>, bool)>,
+    answer_count: Option<Range<usize>>,
+}
+
+impl<'a> Slotted<'a> {
+    /// Lay `record` out in `layout`'s slots, its derived values written to
+    /// `scratch` (cleared first).
+    pub fn new(record: &'a Sysmon<'a>, layout: &'a Layout, scratch: &'a mut Vec<u8>) -> Slotted<'a> {
+        scratch.clear();
+        let wants = |source: Source| layout.sources.contains(&source);
+        let written = |scratch: &mut Vec<u8>, write: &mut dyn FnMut(&mut Vec<u8>)| {
+            let start = scratch.len();
+            write(scratch);
+            (scratch.len() > start).then_some(start..scratch.len())
+        };
+        let time = match record.utc_time.as_deref() {
+            Some(utc) if wants(Source::Time) => written(scratch, &mut |out| {
+                write_epoch(utc, out);
+            }),
+            _ => None,
+        };
+        let results = record.query_results.as_deref().unwrap_or_default();
+        let count = if wants(Source::Answer) || wants(Source::AnswerCount) {
+            answer_values(results).count()
+        } else {
+            0
+        };
+        let answer = match count {
+            0 => None,
+            1 => answer_values(results).next().map(|a| {
+                // Borrowed from the record: where it lies in QueryResults.
+                let at = a.as_ptr() as usize - results.as_ptr() as usize;
+                (at..at + a.len(), false)
+            }),
+            _ if wants(Source::Answer) => written(scratch, &mut |out| {
+                multivalue::encode(answer_values(results).map(str::as_bytes), out);
+            })
+            .map(|r| (r, true)),
+            _ => None,
+        };
+        let answer_count = if count > 0 && wants(Source::AnswerCount) {
+            written(scratch, &mut |out| {
+                let _ = write!(out, "{count}");
+            })
+        } else {
+            None
+        };
+        Slotted {
+            record,
+            layout,
+            scratch,
+            time,
+            answer,
+            answer_count,
+        }
     }
 }
 
 /// A value the record holds, borrowed; empty is absent.
-fn single<'s>(v: Option<&'s str>) -> Value2<'s> {
+fn single(v: Option<&str>) -> Field<'_> {
     match v {
-        Some(v) if !v.is_empty() => Value2::Single(Cow::Borrowed(v.as_bytes())),
-        _ => Value2::Absent,
-    }
-}
-
-/// A value derived from the record's; empty is absent.
-fn made(v: Option<String>) -> Value2<'static> {
-    match v {
-        Some(v) if !v.is_empty() => Value2::Single(Cow::Owned(v.into_bytes())),
-        _ => Value2::Absent,
-    }
-}
-
-/// The field `name` as the Splunk add-on gives it for this record.
-fn value_of<'s>(s: &'s Sysmon, name: &str) -> Value2<'s> {
-    let image_base = s.image.as_deref().map(basename);
-    let answers = || s.query_results.as_deref().map(answers).unwrap_or_default();
-    match name {
-        "_time" => made(s.utc_time.as_deref().and_then(epoch_text)),
-        "Image" => single(s.image.as_deref()),
-        "QueryName" | "query" => single(s.query_name.as_deref()),
-        "QueryStatus" | "reply_code_id" => single(s.query_status.as_deref()),
-        "QueryResults" => single(s.query_results.as_deref()),
-        "Computer" | "dvc" | "src" => single(s.computer.as_deref()),
-        "process_name" | "process_exec" => single(image_base),
-        "process_guid" => single(s.process_guid.as_deref()),
-        "user_id" => single(s.user_id.as_deref()),
-        "query_count" => single(s.query_name.as_deref().filter(|q| !q.is_empty()).map(|_| "1")),
-        "signature" => single(Some("DNSEvent (DNS query)")),
-        "signature_id" => single(Some("22")),
-        "vendor_product" => single(Some("Microsoft Sysmon")),
-        "answer" => {
-            let a = answers();
-            match a.len() {
-                0 => Value2::Absent,
-                1 => single(Some(a[0])),
-                _ => {
-                    let mut enc = Vec::new();
-                    multivalue::encode(a.iter().map(|v| v.as_bytes()), &mut enc);
-                    Value2::Multi(enc)
-                }
-            }
-        }
-        "answer_count" => {
-            let n = answers().len();
-            if n == 0 {
-                Value2::Absent
-            } else {
-                made(Some(n.to_string()))
-            }
-        }
-        _ => Value2::Absent,
+        Some(v) if !v.is_empty() => Field::Single(Cow::Borrowed(v.as_bytes())),
+        _ => Field::Absent,
     }
 }
 
 impl Event for Slotted<'_> {
     fn field(&self, slot: usize) -> Field<'_> {
-        match self.values.get(slot) {
-            None | Some(Value2::Absent) => Field::Absent,
-            Some(Value2::Single(v)) => Field::Single(Cow::Borrowed(v)),
-            Some(Value2::Multi(v)) => Field::Multi(Cow::Borrowed(v)),
+        let s = self.record;
+        let derived = |r: &Option<Range<usize>>| match r {
+            Some(r) => Field::Single(Cow::Borrowed(&self.scratch[r.clone()])),
+            None => Field::Absent,
+        };
+        match self.layout.sources.get(slot).copied().unwrap_or(Source::Absent) {
+            Source::Time => derived(&self.time),
+            Source::Image => single(s.image.as_deref()),
+            Source::QueryName => single(s.query_name.as_deref()),
+            Source::QueryStatus => single(s.query_status.as_deref()),
+            Source::QueryResults => single(s.query_results.as_deref()),
+            Source::Computer => single(s.computer.as_deref()),
+            Source::ProcessName => single(s.image.as_deref().map(basename)),
+            Source::ProcessGuid => single(s.process_guid.as_deref()),
+            Source::UserId => single(s.user_id.as_deref()),
+            Source::QueryCount => single(s.query_name.as_deref().filter(|q| !q.is_empty()).map(|_| "1")),
+            Source::Constant(text) => single(Some(text)),
+            Source::Answer => match &self.answer {
+                None => Field::Absent,
+                Some((r, false)) => {
+                    let results = s.query_results.as_deref().unwrap_or_default();
+                    Field::Single(Cow::Borrowed(&results.as_bytes()[r.clone()]))
+                }
+                Some((r, true)) => Field::Multi(Cow::Borrowed(&self.scratch[r.clone()])),
+            },
+            Source::AnswerCount => derived(&self.answer_count),
+            Source::Absent => Field::Absent,
         }
     }
 }
@@ -618,15 +723,15 @@ mod tests {
         /// (as a forwarder ships it with `renderXml=true`). `Ok(None)`: not a
         /// Sysmon EventID 22; the problems are warnings (broken entities), the
         /// record is still counted.
-        pub fn from_xml(xml: &str) -> (Option<Sysmon>, Vec<Problem>) {
+        pub fn from_xml<'x>(xml: &'x str) -> (Option<Sysmon<'x>>, Vec<Problem>) {
             let mut problems = Vec::new();
             let id = element_text(xml, "<EventID");
             let provider = attribute(xml, "<Provider ", "Name");
             if !is_sysmon_dns(id, provider) {
                 return (None, problems);
             }
-            let mut decode = |raw: Option<&str>| decoded(raw, &mut problems);
-            let mut data = |name: &str| -> Option<String> {
+            let mut decode = |raw: Option<&'x str>| decoded(raw, &mut problems);
+            let mut data = |name: &str| -> Option<std::borrow::Cow<'x, str>> {
                 let mut from = 0;
                 while let Some(i) = xml[from..].find("<Data Name=") {
                     let start = from + i;
@@ -683,6 +788,67 @@ mod tests {
             let xml: String = pieces.concat();
             prop_assert_eq!(from_xml(&xml), before::from_xml(&xml));
         }
+    }
+
+    /// Every field the add-on gives, as slotted for the engine, with the
+    /// derived ones written to the scratch buffer and reused for the next
+    /// record.
+    #[test]
+    fn slotted_fields_are_the_add_ons() {
+        let fields = [
+            "_time",
+            "Image",
+            "process_name",
+            "QueryName",
+            "query_count",
+            "QueryResults",
+            "answer",
+            "answer_count",
+            "signature_id",
+            "Computer",
+            "user_id",
+            "nothing",
+        ];
+        let layout = Layout::new(&fields);
+        let text = |f: Field<'_>| match f {
+            Field::Absent => "-".to_string(),
+            Field::Single(v) => format!("[{}]", String::from_utf8_lossy(&v)),
+            Field::Multi(v) => format!("{{{}}}", String::from_utf8_lossy(&v)),
+        };
+        let mut scratch = Vec::new();
+        let mut slot = |s: &Sysmon<'_>| {
+            let slotted = Slotted::new(s, &layout, &mut scratch);
+            (0..=fields.len())
+                .map(|i| text(slotted.field(i)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let s = Sysmon {
+            image: Some("C:\\x\\a$b.exe".into()),
+            query_name: Some("q.pastebin.com".into()),
+            query_results: Some("type:  5 x.net;::ffff:1.2.3.4;a$b;".into()),
+            utc_time: Some("2021-03-24 12:25:12.840".into()),
+            computer: Some(String::from("h").into()),
+            ..Sysmon::default()
+        };
+        assert_eq!(
+            slot(&s),
+            "[1616588712.840] [C:\\x\\a$b.exe] [a$b.exe] [q.pastebin.com] [1] \
+             [type:  5 x.net;::ffff:1.2.3.4;a$b;] {$x.net$;$::ffff:1.2.3.4$;$a$$b$} [3] [22] [h] - - -"
+        );
+        let one = Sysmon {
+            query_results: Some("10.0.0.1;".into()),
+            utc_time: Some("garbage".into()),
+            ..Sysmon::default()
+        };
+        assert_eq!(slot(&one), "- - - - - [10.0.0.1;] [10.0.0.1] [1] [22] - - - -");
+        let none = Sysmon {
+            query_name: Some(String::new().into()),
+            query_results: Some("-".into()),
+            utc_time: Some("1970-01-01 00:00:00".into()),
+            ..Sysmon::default()
+        };
+        assert_eq!(slot(&none), "[0] - - - - [-] - - [22] - - - -");
     }
 
     #[test]
