@@ -16,8 +16,11 @@ through run.py's GNU time helper):
   with `cargo install --root target/bench-tools evtx` when missing.
 * XmlWinEventLog: ~200 MB (~20 MB) of generated events as a forwarder ships
   them with renderXml (70% Sysmon EventID 22, 1% of those matching ESCU's
-  patterns, the rest other Sysmon events). Contenders: `abusedweb scan` and
-  `cat` (moving the bytes).
+  patterns, the rest other Sysmon events), an event a line; and the same
+  all on one line, as `wevtutil qe /f:xml` writes them. Contenders:
+  `abusedweb scan` and `cat` (moving the bytes).
+* JSON: the same events in the evtx crate's layout, one a line (JSON lines)
+  and pretty-printed as `jq` prints them; against `cat`.
 
 Before timing, scan's count of DNS-query records and matches is checked
 against what the generator made (XML) or against evtx_dump's own rendering
@@ -99,30 +102,74 @@ IMAGES = [r"C:\Windows\System32\svchost.exe", r"C:\Program Files\Google\Chrome\A
           "&lt;unknown process&gt;"]
 
 
-def make_xml(path, target_bytes):
-    """XmlWinEventLog of about target_bytes; returns the counts made."""
+def generated_events(target_bytes):
+    """Generated Sysmon events of about target_bytes as XmlWinEventLog: yields
+    (XML text, fields, DNS query or None)."""
     rnd = random.Random(11)
     hosts = [f"WS-{i:03d}.corp.example" for i in range(40)]
+    events = size = 0
+    while size < target_bytes:
+        events += 1
+        t = 1700000000 + events
+        h, m, s = t // 3600 % 24, t // 60 % 60, t % 60
+        fields = dict(iso=f"2023-11-15T{h:02d}:{m:02d}:{s:02d}.{events % 1000:03d}Z", rid=events,
+                      utc=f"2023-11-15 {h:02d}:{m:02d}:{s:02d}.{events % 1000:03d}", host=rnd.choice(hosts),
+                      guid=f"{rnd.randrange(16**8):08X}-6A2B-6512-0B00-000000000F00", pid=rnd.randrange(9999),
+                      image=rnd.choice(IMAGES), a=rnd.randrange(256), b=rnd.randrange(256))
+        query = None
+        if rnd.random() < 0.70:
+            if rnd.random() < 0.01:
+                query = rnd.choice(PATTERNS)
+            else:
+                query = f"host{rnd.randrange(5000)}.example{rnd.randrange(50)}.com"
+            text = XML_DNS.format(query=query, **fields)
+        else:
+            text = XML_OTHER.format(**fields)
+        size += len(text)
+        yield text, fields, query
+
+
+def make_xml(path, target_bytes, one_line=False):
+    """XmlWinEventLog of about target_bytes, an event a line or (one_line, as
+    `wevtutil qe /f:xml` writes them) all on one line; the counts made."""
+    events = dns = matched = 0
+    with open(path, "w", newline="") as out:
+        for text, _, query in generated_events(target_bytes):
+            events += 1
+            if query is not None:
+                dns += 1
+                matched += query in PATTERNS
+            out.write(text.rstrip("\n") if one_line else text)
+    return {"events": events, "dns": dns, "matched": matched}
+
+
+def json_event(fields, query):
+    """The event as the evtx crate renders it to JSON (Sigma's layout)."""
+    system = {"Provider": {"#attributes": {"Name": "Microsoft-Windows-Sysmon"}}, "EventID": 22 if query else 3,
+              "EventRecordID": fields["rid"], "Channel": "Microsoft-Windows-Sysmon/Operational",
+              "Computer": fields["host"], "Security": {"#attributes": {"UserID": "S-1-5-18"}}}
+    data = {"RuleName": "-", "UtcTime": fields["utc"], "ProcessGuid": "{" + fields["guid"] + "}",
+            "ProcessId": fields["pid"], "Image": fields["image"].replace("&lt;", "<").replace("&gt;", ">")}
+    if query:
+        data.update(QueryName=query, QueryStatus="0",
+                    QueryResults=f"type:  5 {query}.cdn.example.net;::ffff:104.20.{fields['a']}.{fields['b']};")
+    return {"Event": {"System": system, "EventData": data}}
+
+
+def make_json(path, target_bytes, pretty):
+    """The same events as JSON, one a line or pretty-printed as `jq` prints
+    them (two-space indent, about 30 lines an event); the counts made."""
     events = dns = matched = size = 0
     with open(path, "w", newline="") as out:
-        while size < target_bytes:
+        # The XML text is longer than the JSON: generate past the target.
+        for _, fields, query in generated_events(target_bytes * 3):
+            if size >= target_bytes:
+                break
             events += 1
-            t = 1700000000 + events
-            h, m, s = t // 3600 % 24, t // 60 % 60, t % 60
-            fields = dict(iso=f"2023-11-15T{h:02d}:{m:02d}:{s:02d}.{events % 1000:03d}Z", rid=events,
-                          utc=f"2023-11-15 {h:02d}:{m:02d}:{s:02d}.{events % 1000:03d}", host=rnd.choice(hosts),
-                          guid=f"{rnd.randrange(16**8):08X}-6A2B-6512-0B00-000000000F00", pid=rnd.randrange(9999),
-                          image=rnd.choice(IMAGES), a=rnd.randrange(256), b=rnd.randrange(256))
-            if rnd.random() < 0.70:
+            if query is not None:
                 dns += 1
-                if rnd.random() < 0.01:
-                    matched += 1
-                    q = rnd.choice(PATTERNS)
-                else:
-                    q = f"host{rnd.randrange(5000)}.example{rnd.randrange(50)}.com"
-                text = XML_DNS.format(query=q, **fields)
-            else:
-                text = XML_OTHER.format(**fields)
+                matched += query in PATTERNS
+            text = json.dumps(json_event(fields, query), indent=2 if pretty else None) + "\n"
             out.write(text)
             size += len(text)
     return {"events": events, "dns": dns, "matched": matched}
@@ -181,20 +228,22 @@ def scenario_evtx(target, rounds):
             "dns": dns, "timing": t, "floor": "evtx_dump -t 1 -o jsonl"}
 
 
-def scenario_xml(target, rounds):
-    path = bench.DATA / "scan-large.xml"
-    made = make_xml(path, target)
+def scenario_generated(name, label, make, target, rounds):
+    """A generated input (XML or JSON) against `cat`, its counts checked."""
+    path = bench.DATA / name
+    made = make(path, target)
     size = path.stat().st_size
     got = scan_counts(path)
     if got != (made["dns"], made["matched"]):
-        raise SystemExit(f"XML: scan counts {got}, the generator made {made['dns']} DNS queries, {made['matched']} matching")
-    bench.log(f"  XML {size / 1e6:.0f} MB, {made['events']:,} events, {made['dns']:,} DNS queries, "
+        raise SystemExit(f"{label}: scan counts {got}, the generator made {made['dns']} DNS queries, "
+                         f"{made['matched']} matching")
+    bench.log(f"  {label} {size / 1e6:.0f} MB, {made['events']:,} events, {made['dns']:,} DNS queries, "
               f"{made['matched']} matching (scan agrees)")
     contenders = [("abusedweb scan", [bench.ABUSEDWEB, "scan", "-q", "--format", "csv", path]),
                   ("cat", ["cat", path])]
     t = timed(contenders, rounds)
     path.unlink()
-    return {"input": "XmlWinEventLog, generated", "size": size, "records": made["events"], "dns": made["dns"],
+    return {"input": f"{label}, generated", "size": size, "records": made["events"], "dns": made["dns"],
             "timing": t, "floor": "cat"}
 
 
@@ -214,12 +263,14 @@ def table(results):
 def report(results, commit, when, tool):
     return bench.write_section(
         BEGIN, END,
-        "`abusedweb scan`: EVTX and XmlWinEventLog throughput",
+        "`abusedweb scan`: EVTX, XmlWinEventLog and JSON throughput",
         f"Measured {when} at `{commit}` by `benches/scan.py` ({bench.machine_line()}; {tool}). "
         "EVTX: the real chunks of the shared fixtures' five .evtx files replicated into one large file (generating "
         "EVTX would need a binary-XML writer); the floor is the evtx crate's own `evtx_dump` rendering every record "
         "to JSON lines on one thread, as scan parses one file on one thread (all cores shown too). XmlWinEventLog: "
-        "generated Sysmon events (70% EventID 22, 1% of those matching), the floor `cat`. Each input is checked "
+        "generated Sysmon events (70% EventID 22, 1% of those matching), an event a line, or all on one line as "
+        "`wevtutil qe /f:xml` writes them; JSON: the same events in the evtx crate's layout, one a line, or "
+        "pretty-printed as `jq` prints them (about 30 lines an event); the floor `cat`. Each input is checked "
         "first: scan's DNS-query count equals evtx_dump's / the generator's. One file: one reading thread. "
         "Medians of whole processes, alternating round by round; records/s counts every record of the file.",
         table(results),
@@ -234,8 +285,15 @@ def main():
     results = []
     bench.log(f"== scan: EVTX ~{target / 1e6:.0f} MB")
     results.append(scenario_evtx(target, rounds))
-    bench.log(f"== scan: XmlWinEventLog ~{target / 1e6:.0f} MB")
-    results.append(scenario_xml(target, rounds))
+    generated = [
+        ("scan-large.xml", "XmlWinEventLog", make_xml),
+        ("scan-one-line.xml", "XmlWinEventLog on one line", lambda p, t: make_xml(p, t, one_line=True)),
+        ("scan-large.jsonl", "JSON lines", lambda p, t: make_json(p, t, pretty=False)),
+        ("scan-pretty.json", "JSON pretty-printed", lambda p, t: make_json(p, t, pretty=True)),
+    ]
+    for name, label, make in generated:
+        bench.log(f"== scan: {label} ~{target / 1e6:.0f} MB")
+        results.append(scenario_generated(name, label, make, target, rounds))
     (bench.OUT / "scan.json").write_text(json.dumps({"commit": commit, "when": when, "tool": tool,
                                                      "results": results}, indent=1))
     print(report(results, commit, when, tool))
