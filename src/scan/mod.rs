@@ -6,7 +6,8 @@
 //!
 //! * `cli`: the command line, the loop feeding the engine, the output formats;
 //! * `read`: format detection and one reader per format;
-//! * [`record`]: the Sysmon add-on's field extraction for EventCode 22.
+//! * [`record`]: the Sysmon add-on's field extraction for EventCode 22;
+//! * [`json`]: a JSON record's fields read from its text, without its tree.
 //!
 //! Behind the cargo feature `scan` (on by default): the Splunk app's
 //! programs are built without it (Cargo.toml says why) and answer `scan`
@@ -14,6 +15,7 @@
 
 #[cfg(feature = "scan")]
 mod cli;
+pub mod json;
 #[cfg(feature = "scan")]
 pub mod read;
 pub mod record;

@@ -2,6 +2,7 @@
 //! then EVTX, JSON or XmlWinEventLog), each record turned into a
 //! [`Sysmon`] record or a warning naming the file and the record.
 
+use super::json;
 use super::record::{self, Sysmon};
 use memchr::memmem::Finder;
 use std::fs::File;
@@ -238,7 +239,7 @@ fn read_evtx(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>)) -> std
                         continue;
                     }
                     let place = format!("EVTX record {}", r.event_record_id);
-                    let v = match serde_json::from_slice::<serde_json::Value>(&r.data) {
+                    let v = match json::parse(&r.data) {
                         Ok(v) => v,
                         Err(e) => {
                             each(Item::Warning(format!("{place}: rendered JSON does not parse: {e}")));
@@ -341,7 +342,7 @@ fn read_json_array(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>)) 
 }
 
 fn json_element(bytes: &[u8], place: &str, each: &mut dyn FnMut(Item<'_>)) {
-    match serde_json::from_slice::<serde_json::Value>(bytes) {
+    match json::parse(bytes) {
         Ok(v) => json_record(&v, place, each),
         Err(e) => each(Item::Warning(format!("{place}: not JSON: {e}"))),
     }
@@ -635,7 +636,7 @@ fn read_json(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>)) -> std
             }
         }
         unparsed = false;
-        let parsed = serde_json::from_slice::<serde_json::Value>(&pending);
+        let parsed = json::parse(&pending);
         // JSON lines (the first object fits its line): every line stands alone.
         let lines = *one_per_line.get_or_insert(parsed.is_ok());
         let parsed = match parsed {
@@ -671,7 +672,7 @@ fn read_json(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>)) -> std
                 // again at this line, on its own.
                 if start_line != number && !line.iter().all(u8::is_ascii_whitespace) {
                     start_line = number;
-                    match serde_json::from_slice::<serde_json::Value>(&line) {
+                    match json::parse(&line) {
                         Ok(v) => json_record(&v, &format!("line {start_line}"), each),
                         Err(e) if e.is_eof() => {
                             pending.extend_from_slice(&line);
@@ -696,8 +697,8 @@ fn read_json(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>)) -> std
     Ok(())
 }
 
-fn json_record(v: &serde_json::Value, place: &str, each: &mut dyn FnMut(Item<'_>)) {
-    if !v.is_object() {
+fn json_record(v: &json::Fields<'_>, place: &str, each: &mut dyn FnMut(Item<'_>)) {
+    if !v.object {
         each(Item::Warning(format!("{place}: not a JSON object")));
         return;
     }
@@ -900,7 +901,7 @@ mod tests {
                 start_line = number;
             }
             pending.extend_from_slice(&line);
-            let parsed = serde_json::from_slice::<serde_json::Value>(&pending);
+            let parsed = json::parse(&pending);
             let lines = *one_per_line.get_or_insert(parsed.is_ok());
             let parsed = match parsed {
                 Err(e) if lines && e.is_eof() => Err(serde_json::Error::io(std::io::Error::new(
@@ -920,7 +921,7 @@ mod tests {
                     pending.clear();
                     if start_line != number && !line.iter().all(u8::is_ascii_whitespace) {
                         start_line = number;
-                        match serde_json::from_slice::<serde_json::Value>(&line) {
+                        match json::parse(&line) {
                             Ok(v) => json_record(&v, &format!("line {start_line}"), each),
                             Err(e) if e.is_eof() => pending.extend_from_slice(&line),
                             Err(e) => each(Item::Warning(format!("line {start_line}: not a JSON object: {e}"))),

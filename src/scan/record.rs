@@ -2,10 +2,10 @@
 //! extracted as the Splunk Sysmon add-on extracts them for EventCode 22
 //! (detection.md section 6), and handed to the engine by slot.
 
+use super::json::{self, Fields, Leaf};
 use crate::codec::multivalue;
 use crate::engine::{Event, Field};
 use memchr::memmem::Finder;
-use serde_json::Value;
 use std::borrow::Cow;
 use std::io::Write;
 use std::ops::Range;
@@ -63,43 +63,41 @@ enum Kind {
 /// (a warning for a [`Kind::Text`] field); `Err` for booleans, arrays and
 /// objects, which no exporter writes for these fields.
 fn json_text<'v>(
-    v: &'v Value,
+    v: &Leaf<'v>,
     field: &str,
     kind: Kind,
     problems: &mut Vec<Problem>,
 ) -> Result<Option<Cow<'v, str>>, Problem> {
     match v {
-        Value::Null => Ok(None),
-        Value::String(s) => Ok(Some(Cow::Borrowed(s))),
-        Value::Number(n) => {
+        Leaf::Null => Ok(None),
+        Leaf::Text(s) => Ok(Some(s.clone())),
+        Leaf::Number(n) => {
             if kind == Kind::Text {
                 problems.push(format!("field {field} is a number ({n}), read as its text"));
             }
             Ok(Some(Cow::Owned(n.to_string())))
         }
         // evtx's `{"#text": 22, "#attributes": {...}}` for an element with attributes
-        Value::Object(o) if o.contains_key("#text") => json_text(&o["#text"], field, kind, problems),
-        Value::Bool(_) => Err(format!("field {field} is a boolean, not a string; record not counted")),
-        Value::Array(_) => Err(format!("field {field} is an array, not a string; record not counted")),
-        Value::Object(_) => Err(format!("field {field} is an object, not a string; record not counted")),
+        Leaf::Object(Some(text)) => json_text(text, field, kind, problems),
+        Leaf::Bool => Err(format!("field {field} is a boolean, not a string; record not counted")),
+        Leaf::Array => Err(format!("field {field} is an array, not a string; record not counted")),
+        Leaf::Object(None) => Err(format!("field {field} is an object, not a string; record not counted")),
     }
 }
 
-fn get<'v>(v: &'v Value, path: &[&str]) -> Option<&'v Value> {
-    path.iter().try_fold(v, |v, k| v.get(k))
-}
-
-/// Extract a record from one JSON object: the flat OTRF/Mordor layout
-/// (`EventID`, `QueryName`, `Hostname`… at the top), the evtx crate's and
-/// Sigma's rendering (`Event.System`, `Event.EventData`) and Winlogbeat's
-/// (`winlog.event_id`, `winlog.event_data`). `Ok(None)`: not a Sysmon
-/// EventID 22; `Err`: a field of a type no exporter writes (a boolean, an
-/// array, an object), the record not counted. Doubtful values of a counted
-/// record (a number where text belongs) are pushed to `problems`.
-pub fn from_json<'v>(v: &'v Value, problems: &mut Vec<Problem>) -> Result<Option<Sysmon<'v>>, Problem> {
-    let mut first = |field: &str, kind: Kind, paths: &[&[&str]]| -> Result<Option<Cow<'v, str>>, Problem> {
-        for p in paths {
-            if let Some(x) = get(v, p) {
+/// Extract a record from the fields of one JSON object ([`json::parse`]):
+/// the flat OTRF/Mordor layout (`EventID`, `QueryName`, `Hostname`… at the
+/// top), the evtx crate's and Sigma's rendering (`Event.System`,
+/// `Event.EventData`) and Winlogbeat's (`winlog.event_id`,
+/// `winlog.event_data`), each field taken from the first of its paths
+/// ([`json::PATHS`]) holding a value. `Ok(None)`: not a Sysmon EventID 22;
+/// `Err`: a field of a type no exporter writes (a boolean, an array, an
+/// object), the record not counted. Doubtful values of a counted record (a
+/// number where text belongs) are pushed to `problems`.
+pub fn from_json<'v>(f: &Fields<'v>, problems: &mut Vec<Problem>) -> Result<Option<Sysmon<'v>>, Problem> {
+    let mut first = |field: &str, kind: Kind, paths: json::Group| -> Result<Option<Cow<'v, str>>, Problem> {
+        for i in paths {
+            if let Some(x) = f.at(i) {
                 if let Some(t) = json_text(x, field, kind, problems)? {
                     return Ok(Some(t));
                 }
@@ -107,65 +105,30 @@ pub fn from_json<'v>(v: &'v Value, problems: &mut Vec<Problem>) -> Result<Option
         }
         Ok(None)
     };
-    let id = first(
-        "EventID",
-        Kind::Numeric,
-        &[
-            &["Event", "System", "EventID"],
-            &["winlog", "event_id"],
-            &["EventID"],
-            &["event_id"],
-        ],
-    )?;
+    let id = first("EventID", Kind::Numeric, json::EVENT_ID)?;
     // Not a DNS query: nothing more is looked at, nor warned about.
     if id.as_deref().map(str::trim) != Some("22") {
         return Ok(None);
     }
-    let provider = first(
-        "Provider",
-        Kind::Text,
-        &[
-            &["Event", "System", "Provider", "#attributes", "Name"],
-            &["winlog", "provider_name"],
-            &["SourceName"],
-            &["Channel"],
-        ],
-    )?;
+    let provider = first("Provider", Kind::Text, json::PROVIDER)?;
     if !is_sysmon_dns(id.as_deref(), provider.as_deref()) {
         return Ok(None);
     }
-    let mut data = |name: &str, kind: Kind| -> Result<Option<Cow<'v, str>>, Problem> {
-        first(
-            name,
-            kind,
-            &[&["Event", "EventData", name], &["winlog", "event_data", name], &[name]],
-        )
-    };
-    let image = data("Image", Kind::Text)?;
-    let query_name = data("QueryName", Kind::Text)?;
-    let query_status = data("QueryStatus", Kind::Numeric)?;
-    let query_results = data("QueryResults", Kind::Text)?;
-    let utc_time = data("UtcTime", Kind::Text)?;
-    let process_guid = data("ProcessGuid", Kind::Text)?;
-    let computer = first(
-        "Computer",
+    let kinds = [
         Kind::Text,
-        &[
-            &["Event", "System", "Computer"],
-            &["winlog", "computer_name"],
-            &["Computer"],
-            &["Hostname"],
-        ],
-    )?;
-    let user_id = first(
-        "UserID",
         Kind::Text,
-        &[
-            &["Event", "System", "Security", "#attributes", "UserID"],
-            &["winlog", "user", "identifier"],
-            &["UserID"],
-        ],
-    )?;
+        Kind::Numeric,
+        Kind::Text,
+        Kind::Text,
+        Kind::Text,
+    ];
+    let mut data: [Option<Cow<'v, str>>; 6] = Default::default();
+    for (k, name) in json::DATA_NAMES.iter().enumerate() {
+        data[k] = first(name, kinds[k], json::data(k))?;
+    }
+    let [image, query_name, query_status, query_results, utc_time, process_guid] = data;
+    let computer = first("Computer", Kind::Text, json::COMPUTER)?;
+    let user_id = first("UserID", Kind::Text, json::USER_ID)?;
     Ok(Some(Sysmon {
         image,
         query_name,
@@ -763,6 +726,262 @@ mod tests {
             s.computer = decode(element_text(xml, "<Computer"));
             s.user_id = decode(attribute(xml, "<Security ", "UserID"));
             (Some(s), problems)
+        }
+    }
+
+    /// The JSON extraction as it was, over a `serde_json::Value`: the
+    /// oracle [`from_json`] over [`json::parse`]'s fields must equal.
+    mod before_json {
+        use super::super::{is_sysmon_dns, Kind, Problem, Sysmon};
+        use serde_json::Value;
+        use std::borrow::Cow;
+
+        fn json_text<'v>(
+            v: &'v Value,
+            field: &str,
+            kind: Kind,
+            problems: &mut Vec<Problem>,
+        ) -> Result<Option<Cow<'v, str>>, Problem> {
+            match v {
+                Value::Null => Ok(None),
+                Value::String(s) => Ok(Some(Cow::Borrowed(s))),
+                Value::Number(n) => {
+                    if kind == Kind::Text {
+                        problems.push(format!("field {field} is a number ({n}), read as its text"));
+                    }
+                    Ok(Some(Cow::Owned(n.to_string())))
+                }
+                Value::Object(o) if o.contains_key("#text") => json_text(&o["#text"], field, kind, problems),
+                Value::Bool(_) => Err(format!("field {field} is a boolean, not a string; record not counted")),
+                Value::Array(_) => Err(format!("field {field} is an array, not a string; record not counted")),
+                Value::Object(_) => Err(format!("field {field} is an object, not a string; record not counted")),
+            }
+        }
+
+        fn get<'v>(v: &'v Value, path: &[&str]) -> Option<&'v Value> {
+            path.iter().try_fold(v, |v, k| v.get(k))
+        }
+
+        pub fn from_json<'v>(v: &'v Value, problems: &mut Vec<Problem>) -> Result<Option<Sysmon<'v>>, Problem> {
+            let mut first = |field: &str, kind: Kind, paths: &[&[&str]]| -> Result<Option<Cow<'v, str>>, Problem> {
+                for p in paths {
+                    if let Some(x) = get(v, p) {
+                        if let Some(t) = json_text(x, field, kind, problems)? {
+                            return Ok(Some(t));
+                        }
+                    }
+                }
+                Ok(None)
+            };
+            let id = first(
+                "EventID",
+                Kind::Numeric,
+                &[
+                    &["Event", "System", "EventID"],
+                    &["winlog", "event_id"],
+                    &["EventID"],
+                    &["event_id"],
+                ],
+            )?;
+            if id.as_deref().map(str::trim) != Some("22") {
+                return Ok(None);
+            }
+            let provider = first(
+                "Provider",
+                Kind::Text,
+                &[
+                    &["Event", "System", "Provider", "#attributes", "Name"],
+                    &["winlog", "provider_name"],
+                    &["SourceName"],
+                    &["Channel"],
+                ],
+            )?;
+            if !is_sysmon_dns(id.as_deref(), provider.as_deref()) {
+                return Ok(None);
+            }
+            let mut data = |name: &str, kind: Kind| -> Result<Option<Cow<'v, str>>, Problem> {
+                first(
+                    name,
+                    kind,
+                    &[&["Event", "EventData", name], &["winlog", "event_data", name], &[name]],
+                )
+            };
+            let image = data("Image", Kind::Text)?;
+            let query_name = data("QueryName", Kind::Text)?;
+            let query_status = data("QueryStatus", Kind::Numeric)?;
+            let query_results = data("QueryResults", Kind::Text)?;
+            let utc_time = data("UtcTime", Kind::Text)?;
+            let process_guid = data("ProcessGuid", Kind::Text)?;
+            let computer = first(
+                "Computer",
+                Kind::Text,
+                &[
+                    &["Event", "System", "Computer"],
+                    &["winlog", "computer_name"],
+                    &["Computer"],
+                    &["Hostname"],
+                ],
+            )?;
+            let user_id = first(
+                "UserID",
+                Kind::Text,
+                &[
+                    &["Event", "System", "Security", "#attributes", "UserID"],
+                    &["winlog", "user", "identifier"],
+                    &["UserID"],
+                ],
+            )?;
+            Ok(Some(Sysmon {
+                image,
+                query_name,
+                query_status,
+                query_results,
+                computer,
+                utc_time,
+                process_guid,
+                user_id,
+            }))
+        }
+    }
+
+    /// JSON text of objects and arrays nested a few deep, their keys mostly
+    /// the extraction's (some escaped, some given twice), their values any
+    /// kind, some of them ones a `Value` refuses.
+    fn json_texts() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            Just("null".to_string()),
+            Just("true".to_string()),
+            Just("22".to_string()),
+            Just("\"22\"".to_string()),
+            Just("-7.5e1".to_string()),
+            Just("18446744073709551616".to_string()),
+            Just("1e400".to_string()),
+            Just("\"Microsoft-Windows-Sysmon\"".to_string()),
+            Just("\"a\\u0041\\n\\\"b\"".to_string()),
+            Just("\"\\ud800\"".to_string()),
+            Just("\"\\ud83d\\ude00\"".to_string()),
+            Just("\"\\x\"".to_string()),
+            "\"[a-z.\\\\ ]{0,6}\"",
+            "[0-9]{1,3}",
+        ];
+        let key = prop::sample::select(vec![
+            "Event",
+            "System",
+            "EventData",
+            "EventID",
+            "Provider",
+            "#attributes",
+            "Name",
+            "Computer",
+            "Security",
+            "UserID",
+            "winlog",
+            "event_id",
+            "provider_name",
+            "computer_name",
+            "user",
+            "identifier",
+            "event_data",
+            "SourceName",
+            "Channel",
+            "Hostname",
+            "QueryName",
+            "Image",
+            "QueryStatus",
+            "QueryResults",
+            "UtcTime",
+            "ProcessGuid",
+            "#text",
+            "x",
+            "Event\\u0049D",
+            "\\u0023text",
+        ]);
+        leaf.prop_recursive(5, 96, 8, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(|v| format!("[{}]", v.join(","))),
+                prop::collection::vec((key.clone(), inner), 0..7).prop_map(|kv| {
+                    let members: Vec<String> = kv.iter().map(|(k, v)| format!("\"{k}\": {v}")).collect();
+                    format!("{{{}}}", members.join(", "))
+                }),
+            ]
+        })
+    }
+
+    /// A Sysmon DNS record in each layout, as members of its top object,
+    /// with members of any kind added before and after (a later key given
+    /// twice replaces the earlier's value, subtree and all).
+    fn json_records() -> impl Strategy<Value = String> {
+        let layouts = prop::sample::select(vec![
+            "\"Event\": {\"System\": {\"Provider\": {\"#attributes\": {\"Name\": \"Microsoft-Windows-Sysmon\"}}, \
+             \"EventID\": {\"#text\": 22}, \"Computer\": \"h\", \"Security\": {\"#attributes\": {\"UserID\": \"S-1\"}}}, \
+             \"EventData\": {\"QueryName\": \"q.pastebin.com\", \"Image\": \"C:\\\\a.exe\", \"QueryStatus\": 0}}",
+            "\"winlog\": {\"event_id\": 22, \"provider_name\": \"Microsoft-Windows-Sysmon\", \"computer_name\": \"h\", \
+             \"user\": {\"identifier\": \"S-1\"}, \"event_data\": {\"QueryName\": \"q.pastebin.com\", \"UtcTime\": \"2021-03-24 12:25:12\"}}",
+            "\"EventID\": 22, \"SourceName\": \"Microsoft-Windows-Sysmon\", \"Hostname\": \"h\", \"QueryName\": \"q.pastebin.com\"",
+        ]);
+        let member = || {
+            (
+                prop::sample::select(vec![
+                    "Event",
+                    "System",
+                    "EventData",
+                    "EventID",
+                    "winlog",
+                    "event_data",
+                    "QueryName",
+                    "SourceName",
+                    "Hostname",
+                    "x",
+                ]),
+                json_texts(),
+            )
+                .prop_map(|(k, v)| format!("\"{k}\": {v}"))
+        };
+        (
+            layouts,
+            prop::collection::vec(member(), 0..3),
+            prop::collection::vec(member(), 0..3),
+        )
+            .prop_map(|(layout, before, after)| {
+                let mut members = before;
+                members.push(layout.to_string());
+                members.extend(after);
+                format!("{{{}}}", members.join(", "))
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// Read from its text without its tree, a JSON record gives what it
+        /// gave parsed into a `Value`: the same refusals (with the same
+        /// error), the same fields, warnings and errors.
+        #[test]
+        fn json_fields_read_as_from_a_value(
+            text in prop_oneof![json_texts(), json_records()],
+            cut in prop::option::of(0usize..400),
+            noise in prop::sample::select(vec!["", " ", "\n", "x", ",", "}", "\""]),
+        ) {
+            let mut text = text.into_bytes();
+            if let Some(at) = cut {
+                text.truncate(at);
+                text.extend_from_slice(noise.as_bytes());
+            }
+            let fields = json::parse(&text);
+            let value = serde_json::from_slice::<serde_json::Value>(&text);
+            match (&fields, &value) {
+                (Ok(f), Ok(v)) => {
+                    prop_assert_eq!(f.object, v.is_object());
+                    let (mut p1, mut p2) = (Vec::new(), Vec::new());
+                    prop_assert_eq!(from_json(f, &mut p1), before_json::from_json(v, &mut p2));
+                    prop_assert_eq!(p1, p2);
+                }
+                (Err(a), Err(b)) => {
+                    prop_assert_eq!(a.to_string(), b.to_string());
+                    prop_assert_eq!(a.is_eof(), b.is_eof());
+                }
+                _ => prop_assert!(false, "accepted differently: {:?} / {:?}", fields.as_ref().map(|f| f.object), value),
+            }
         }
     }
 
