@@ -17,7 +17,8 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::OnceLock;
 
-/// The `<Data>` names the extraction reads, in its order.
+/// The `<Data>` names the extraction reads, in its order (XmlWinEventLog's
+/// too).
 pub const DATA_NAMES: [&str; 6] = [
     "Image",
     "QueryName",

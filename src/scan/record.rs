@@ -273,15 +273,8 @@ fn attribute<'x>(xml: &'x str, open: &Finder<'_>, name_eq: &Finder<'_>) -> Optio
 const DATA_OPEN: &str = "<Data Name=";
 
 /// The `<Data Name=…>` fields a record is read for, in the order their
-/// values are decoded (and their warnings given).
-const DATA_FIELDS: [&str; 6] = [
-    "Image",
-    "QueryName",
-    "QueryStatus",
-    "QueryResults",
-    "UtcTime",
-    "ProcessGuid",
-];
+/// values are decoded (and their warnings given): the JSON layouts' names.
+const DATA_FIELDS: [&str; 6] = json::DATA_NAMES;
 
 /// The raw text of each of [`DATA_FIELDS`] in `xml`, in one pass over its
 /// `<Data>` elements: the first element of each name decides (`Some(None)`
