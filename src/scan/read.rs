@@ -728,19 +728,31 @@ fn read_xml(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>)) -> std:
         event_end, event_start, ..
     } = needles();
     let mut pending: Vec<u8> = Vec::new();
-    // The line `pending[0]` is on, and how far `</Event>` was looked for.
-    let mut line_no = 1u64;
+    // How far `</Event>` was looked for in `pending`.
     let mut searched = 0;
     let mut event_no = 0u64;
+    // The line a byte of `pending` is on, counted on from the last one
+    // asked about (events, and their warnings, come in order): `(0, n)`
+    // says `pending[0]` is on line `n`.
+    let lines = std::cell::Cell::new((0usize, 1u64));
+    let line_at = |pending: &[u8], at: usize| {
+        let (mut known, mut line) = lines.get();
+        if at < known {
+            (known, line) = (0, line - memchr::memchr_iter(b'\n', &pending[..known]).count() as u64);
+        }
+        line += memchr::memchr_iter(b'\n', &pending[known..at]).count() as u64;
+        lines.set((at, line));
+        line
+    };
     // The line the text from `at` on starts on: that of its first byte
     // that is not a blank.
-    let start_line = |pending: &[u8], line_no: u64, at: usize| {
+    let start_line = |pending: &[u8], at: usize| {
         let text = pending
             .iter()
             .skip(at)
             .position(|b| !b.is_ascii_whitespace())
             .map_or(pending.len(), |i| at + i);
-        line_no + memchr::memchr_iter(b'\n', &pending[..text]).count() as u64
+        line_at(pending, text)
     };
     loop {
         let buf = input.fill_buf()?;
@@ -759,7 +771,7 @@ fn read_xml(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>)) -> std:
                 Some(start) => {
                     event_no += 1;
                     // Named only for a warning, not formatted for every event.
-                    let place = || format!("event {event_no} (line {})", start_line(&pending, line_no, from));
+                    let place = || format!("event {event_no} (line {})", start_line(&pending, from));
                     // Checked first: valid text (nearly all of it) borrows,
                     // and the check is faster than the lossy reading's.
                     let xml = match std::str::from_utf8(&text[start..]) {
@@ -782,7 +794,7 @@ fn read_xml(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>)) -> std:
                 }
                 None => each(Item::Warning(format!(
                     "line {}: </Event> without <Event",
-                    start_line(&pending, line_no, from)
+                    start_line(&pending, from)
                 ))),
             }
             from = end;
@@ -793,12 +805,13 @@ fn read_xml(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>)) -> std:
         } else if rest.len() > MAX_RECORD_BYTES {
             each(Item::Warning(format!(
                 "line {}: no </Event> within {MAX_RECORD_BYTES} bytes, skipped",
-                start_line(&pending, line_no, from)
+                start_line(&pending, from)
             )));
             from = pending.len();
         }
-        line_no += memchr::memchr_iter(b'\n', &pending[..from]).count() as u64;
+        let line = line_at(&pending, from);
         pending.drain(..from);
+        lines.set((0, line));
         // None of what is left holds a `</Event>`; one may begin in its
         // last few bytes.
         searched = pending.len().saturating_sub(event_end.needle().len() - 1);
@@ -806,7 +819,7 @@ fn read_xml(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>)) -> std:
     if !pending.iter().all(u8::is_ascii_whitespace) {
         each(Item::Warning(format!(
             "line {}: event cut short at the end of the file",
-            start_line(&pending, line_no, 0)
+            start_line(&pending, 0)
         )));
     }
     Ok(())
