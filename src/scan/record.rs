@@ -491,12 +491,15 @@ enum Source {
 #[derive(Debug, Clone)]
 pub struct Layout {
     sources: Vec<Source>,
+    /// Which derived values some field wants: `_time`, `answer`,
+    /// `answer_count` (told once here, not at each record).
+    wants: [bool; 3],
 }
 
 impl Layout {
     /// The slots of `fields`, in order.
     pub fn new(fields: &[&str]) -> Layout {
-        let sources = fields
+        let sources: Vec<Source> = fields
             .iter()
             .map(|&name| match name {
                 "_time" => Source::Time,
@@ -517,7 +520,8 @@ impl Layout {
                 _ => Source::Absent,
             })
             .collect();
-        Layout { sources }
+        let wants = [Source::Time, Source::Answer, Source::AnswerCount].map(|d| sources.contains(&d));
+        Layout { sources, wants }
     }
 }
 
@@ -542,20 +546,20 @@ impl<'a> Slotted<'a> {
     /// `scratch` (cleared first).
     pub fn new(record: &'a Sysmon<'a>, layout: &'a Layout, scratch: &'a mut Vec<u8>) -> Slotted<'a> {
         scratch.clear();
-        let wants = |source: Source| layout.sources.contains(&source);
+        let [time_wanted, answer_wanted, count_wanted] = layout.wants;
         let written = |scratch: &mut Vec<u8>, write: &mut dyn FnMut(&mut Vec<u8>)| {
             let start = scratch.len();
             write(scratch);
             (scratch.len() > start).then_some(start..scratch.len())
         };
         let time = match record.utc_time.as_deref() {
-            Some(utc) if wants(Source::Time) => written(scratch, &mut |out| {
+            Some(utc) if time_wanted => written(scratch, &mut |out| {
                 write_epoch(utc, out);
             }),
             _ => None,
         };
         let results = record.query_results.as_deref().unwrap_or_default();
-        let count = if wants(Source::Answer) || wants(Source::AnswerCount) {
+        let count = if answer_wanted || count_wanted {
             answer_values(results).count()
         } else {
             0
@@ -567,13 +571,13 @@ impl<'a> Slotted<'a> {
                 let at = a.as_ptr() as usize - results.as_ptr() as usize;
                 (at..at + a.len(), false)
             }),
-            _ if wants(Source::Answer) => written(scratch, &mut |out| {
+            _ if answer_wanted => written(scratch, &mut |out| {
                 multivalue::encode(answer_values(results).map(str::as_bytes), out);
             })
             .map(|r| (r, true)),
             _ => None,
         };
-        let answer_count = if count > 0 && wants(Source::AnswerCount) {
+        let answer_count = if count > 0 && count_wanted {
             written(scratch, &mut |out| {
                 let _ = write!(out, "{count}");
             })
