@@ -491,6 +491,15 @@ impl ArraySplitter {
     }
 }
 
+/// Lines a pretty-printed object may span before [`read_json`] parses it
+/// to learn whether it is broken, then again at each doubling: a Sysmon
+/// event spans 30-60 lines, and parsing it at 1, 2, 4, … lines read it
+/// nearly three times over. Past a break, at most this many lines (or as
+/// many as came before it) are read, then read again from the break; after
+/// a broken object the next is parsed at 1, 2, 4, … lines again, so that a
+/// file of broken lines is not read this many times over.
+const FIRST_CHECK_LINES: u64 = 64;
+
 /// Where a JSON text's brackets stand, outside its strings: how
 /// [`read_json`] tells, without parsing, that a long object may have closed.
 #[derive(Debug, Default)]
@@ -576,6 +585,9 @@ fn read_json(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>)) -> std
     let mut replayed = 0;
     // Lines were added to `pending` since it was last parsed.
     let mut unparsed = false;
+    // The last object parsed was broken: the next is parsed from its first
+    // line on, so that a run of broken lines is not read again and again.
+    let mut broken = false;
     loop {
         let (n, too_long) = if replayed < replay.len() {
             let rest = &replay[replayed..];
@@ -628,17 +640,22 @@ fn read_json(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>)) -> std
             // Parsed when it may be whole or broken, not at every line:
             // each parse reads it from its start (a 500 KB object of 50,000
             // lines took 12 s parsed at every line; a Sysmon event of 35
-            // lines, 17 times its bytes). Its line count doubling bounds
-            // how far past a break it is read before the break is found.
-            if !closed && !spans.is_power_of_two() && pending.len() <= MAX_RECORD_BYTES {
+            // lines, 17 times its bytes). Past [`FIRST_CHECK_LINES`], its
+            // line count doubling bounds how far past a break it is read
+            // before the break is found; a shorter one is parsed when its
+            // brackets close.
+            let check = spans.is_power_of_two() && (spans >= FIRST_CHECK_LINES || broken);
+            if !closed && !check && pending.len() <= MAX_RECORD_BYTES {
                 unparsed = true;
                 continue;
             }
         }
         unparsed = false;
         let parsed = json::parse(&pending);
-        // JSON lines (the first object fits its line): every line stands alone.
-        let lines = *one_per_line.get_or_insert(parsed.is_ok());
+        // JSON lines (the first object fits its line): every line stands
+        // alone. (A first line left unparsed had open brackets, so it could
+        // not parse alone.)
+        let lines = *one_per_line.get_or_insert(parsed.is_ok() && spans == 1);
         let parsed = match parsed {
             Err(e) if lines && e.is_eof() => Err(serde_json::Error::io(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
@@ -650,20 +667,28 @@ fn read_json(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>)) -> std
             Ok(v) => {
                 json_record(&v, &format!("line {start_line}"), each);
                 pending.clear();
+                broken = false;
             }
             Err(e) if e.is_eof() && pending.len() <= MAX_RECORD_BYTES => {}
             Err(e) => {
                 each(Item::Warning(format!("line {start_line}: not a JSON object: {e}")));
+                broken = true;
                 // Lines were read past the line the error is on (the object
                 // is not parsed at every line): parsing at every line would
-                // have stopped at that line, so read again from it.
+                // have stopped at that line, and started again from it (or,
+                // when it was the object's first, from the next), so read
+                // again from there.
                 let on = e.line().max(1);
-                if !e.is_eof() && on >= 2 && (on as u64) < spans {
-                    let from = memchr::memchr_iter(b'\n', &pending).nth(on - 2).map_or(0, |i| i + 1);
+                let again_from = on.max(2);
+                let read_past = if on == 1 { spans >= 2 } else { (on as u64) < spans };
+                if !e.is_eof() && read_past {
+                    let from = memchr::memchr_iter(b'\n', &pending)
+                        .nth(again_from - 2)
+                        .map_or(0, |i| i + 1);
                     let mut again = pending[from..].to_vec();
                     again.extend_from_slice(&replay[replayed..]);
                     (replay, replayed) = (again, 0);
-                    number = start_line + on as u64 - 2;
+                    number = start_line + again_from as u64 - 2;
                     pending.clear();
                     continue;
                 }
