@@ -737,3 +737,65 @@ fn the_files_skipped_are_listed_at_the_end_with_why() {
     assert!(quiet.stderr.is_empty(), "{}", stderr(&quiet));
     assert_eq!(quiet.stdout, out.stdout);
 }
+
+/// An EVTX file's chunks rendered by several threads give the records and
+/// warnings one thread gives, in the same order: a file of the fixtures'
+/// chunks, with a corrupted chunk, a chunk of zeros, records that are not
+/// DNS queries, a header that lists too few chunks and a last chunk cut
+/// short.
+#[test]
+fn evtx_chunks_rendered_by_several_threads_read_as_by_one() {
+    use abusedweb::scan::read::{read_input, Item};
+    const HEADER: usize = 4096;
+    const CHUNK: usize = 65536;
+    let mut file = Vec::new();
+    let mut chunks = 0;
+    for name in [
+        "evtx_attack_samples_Sysmon_UACME_64.evtx",
+        "sigma_dns_query_win_ligolo_ng.evtx",
+        "evtx_to_mitre_PSexec_as_system_execution.evtx",
+        "sigma_dns_query_win_remote_access_anydesk.evtx",
+        "sigma_dns_query_win_wildcard_dns_nip_io.evtx",
+    ] {
+        let evtx = std::fs::read(fixtures().join("evtx").join(name)).unwrap();
+        if file.is_empty() {
+            file.extend_from_slice(&evtx[..HEADER]);
+        }
+        for chunk in evtx[HEADER..].chunks_exact(CHUNK) {
+            file.extend_from_slice(chunk);
+            chunks += 1;
+            if chunks == 3 {
+                // a damaged copy of the chunk just written
+                let mut bad = chunk.to_vec();
+                for b in &mut bad[512..4096] {
+                    *b ^= 0x5a;
+                }
+                file.extend_from_slice(&bad);
+                file.extend_from_slice(&[0u8; CHUNK]);
+            }
+        }
+    }
+    file.extend_from_within(HEADER..HEADER + 1000);
+    let read = |threads: usize| {
+        let mut items = Vec::new();
+        let format = read_input(
+            Box::new(std::io::Cursor::new(file.clone())),
+            &mut |item| match item {
+                Item::Warning(w) => items.push(format!("warning: {w}")),
+                Item::Record(r) => items.push(format!("{r:?}")),
+            },
+            threads,
+        );
+        assert!(format.is_ok());
+        items
+    };
+    let one = read(1);
+    let records = one.iter().filter(|i| !i.starts_with("warning: ")).count();
+    let warnings = one.len() - records;
+    assert!(records >= 5, "{records} records");
+    assert!(warnings >= 2, "{one:#?}");
+    assert!(one.last().unwrap().contains("EVTX file truncated: chunk"), "{one:#?}");
+    for threads in [2, 3, 8] {
+        assert_eq!(read(threads), one, "{threads} threads");
+    }
+}

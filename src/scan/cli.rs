@@ -146,10 +146,11 @@ pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     // partial rows (counts add, time extremes compete), so the rows do not
     // depend on how files were shared out. Messages are written afterwards,
     // in file order.
-    let workers = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(paths.len())
-        .max(1);
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let workers = cores.min(paths.len()).max(1);
+    // Fewer files than cores (one large EVTX file is the usual case): each
+    // worker's EVTX chunks are rendered by its share of the cores.
+    let threads = cores / workers;
     // A bar on stderr, only for a person watching it: the bytes read (of
     // the files as they are on disk, compressed or not) over their total.
     let progress = if !cli.quiet && std::io::stderr().is_terminal() {
@@ -180,7 +181,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
                     bar.inc(n);
                 })
             };
-            let (report, n) = read_one(path, &mut engine, &fields, cli.quiet, told);
+            let (report, n) = read_one(path, &mut engine, &fields, cli.quiet, told, threads);
             if report.fatal.is_some() {
                 stop.store(true, Ordering::Relaxed);
             }
@@ -326,6 +327,7 @@ fn read_one(
     fields: &[&str],
     quiet: bool,
     progress: read::Progress,
+    threads: usize,
 ) -> (Report, u64) {
     let name = path.display().to_string();
     let mut report = Report::default();
@@ -373,7 +375,7 @@ fn read_one(
         }
     };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        read::read_file(path, &mut each, progress)
+        read::read_file(path, &mut each, progress, threads)
     }));
     match result {
         Ok(Ok(_)) => {}
@@ -538,7 +540,7 @@ mod tests {
         let slot = fields.iter().position(|f| *f == opts.field).unwrap();
         let grouping = opts.profile.grouping();
         let mut engine = Engine::new(&opts.matcher, slot, cap, &grouping);
-        let (report, _) = read_one(&path, &mut engine, &fields, false, Arc::new(|_| {}));
+        let (report, _) = read_one(&path, &mut engine, &fields, false, Arc::new(|_| {}), 1);
         std::fs::remove_file(&path).unwrap();
         (report, engine.stats().groups())
     }

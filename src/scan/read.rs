@@ -77,10 +77,15 @@ impl<R: Read> Read for Counted<R> {
 /// Read the file at `path`, calling `each` for every record and warning and
 /// `progress` with the bytes read. Returns the detected format.
 ///
-/// Memory is bounded by one record (at most [`MAX_RECORD_BYTES`]) or one
-/// 64 KiB EVTX chunk, whatever the size of the file: every format, gzip or
-/// not, is read front to back as a stream.
-pub fn read_file(path: &Path, each: &mut dyn FnMut(Item<'_>), progress: Progress) -> Result<Format, Unread> {
+/// Memory is bounded by one record (at most [`MAX_RECORD_BYTES`]) or a few
+/// 64 KiB EVTX chunks a rendering thread, whatever the size of the file:
+/// every format, gzip or not, is read front to back as a stream.
+pub fn read_file(
+    path: &Path,
+    each: &mut dyn FnMut(Item<'_>),
+    progress: Progress,
+    threads: usize,
+) -> Result<Format, Unread> {
     let file = File::open(path).map_err(Unread::Io)?;
     let left = file.metadata().map_or(u64::MAX, |m| m.len());
     let file = Counted {
@@ -88,11 +93,17 @@ pub fn read_file(path: &Path, each: &mut dyn FnMut(Item<'_>), progress: Progress
         progress,
         left,
     };
-    read_input(Box::new(BufReader::with_capacity(1 << 16, file)), each)
+    read_input(Box::new(BufReader::with_capacity(1 << 16, file)), each, threads)
 }
 
-/// [`read_file`] over any input (the fuzz target's entry).
-pub fn read_input(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>)) -> Result<Format, Unread> {
+/// [`read_file`] over any input (the fuzz target's entry). `threads` is how
+/// many threads may render an EVTX file's chunks (1: this one alone); the
+/// records and warnings come in the same order however many.
+pub fn read_input(
+    mut input: Box<dyn BufRead>,
+    each: &mut dyn FnMut(Item<'_>),
+    threads: usize,
+) -> Result<Format, Unread> {
     let head = input.fill_buf().map_err(Unread::Io)?;
     if head.is_empty() {
         return Err(Unread::Skipped("empty".into()));
@@ -109,7 +120,7 @@ pub fn read_input(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>)) -
         return Err(Unread::Skipped("empty once decompressed".into()));
     }
     if head.starts_with(b"ElfFile\0") {
-        stopped(read_evtx(input, each), each);
+        stopped(read_evtx(input, each, threads), each);
         return Ok(Format::Evtx);
     }
     let first = head
@@ -169,12 +180,17 @@ fn read_full(input: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
 /// EVTX, front to back, one 64 KiB chunk at a time through the `evtx`
 /// crate's chunk parser and its JSON rendering (the layout of Sigma's JSON
 /// files, `Event.System`/`Event.EventData`). No seeking, so a gzip stream is
-/// read as it decompresses, and memory is one chunk whatever the file's
-/// size. Chunks are read in file order (the records' order does not change
-/// the rows). A damaged chunk or record is a warning; reading goes on with
-/// the next. An all-zero chunk (a dirty file's gap) is passed over, and
-/// chunks beyond the header's count are read, as the evtx parser does.
-fn read_evtx(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>)) -> std::io::Result<()> {
+/// read as it decompresses. A damaged chunk or record is a warning; reading
+/// goes on with the next. An all-zero chunk (a dirty file's gap) is passed
+/// over, and chunks beyond the header's count are read, as the evtx parser
+/// does.
+///
+/// Rendering is nearly all of the time, and chunks render independently:
+/// with `threads` above 1, that many threads render chunks while this one
+/// reads the next and takes the rendered ones back in file order, so the
+/// records and warnings come as they do from one thread. Memory is at most
+/// [`EVTX_IN_FLIGHT`] chunks a thread, whatever the file's size.
+fn read_evtx(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>), threads: usize) -> std::io::Result<()> {
     let mut header = vec![0u8; EVTX_HEADER_BLOCK];
     let got = read_full(&mut input, &mut header)?;
     if got < EVTX_HEADER_BLOCK {
@@ -193,80 +209,42 @@ fn read_evtx(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>)) -> std
         }
     };
     let settings = Arc::new(evtx::ParserSettings::new().num_threads(1));
+    // The next chunk into `data` (a buffer kept from chunk to chunk).
     let mut number = 0u64;
-    loop {
-        let mut data = vec![0u8; EVTX_CHUNK];
-        let got = read_full(&mut input, &mut data)?;
+    let mut read_chunk = |data: &mut Vec<u8>| -> std::io::Result<Next> {
+        data.resize(EVTX_CHUNK, 0);
+        let got = read_full(&mut input, data)?;
         if got == 0 {
-            break;
+            return Ok(Next::End);
         }
         if got < EVTX_CHUNK {
-            each(Item::Warning(format!(
+            return Ok(Next::CutShort(format!(
                 "EVTX file truncated: chunk {number} holds {got} of its 65536 bytes{}; its records are not read",
                 listed.map_or(String::new(), |l| format!(" (the header lists {l} chunks)"))
             )));
-            return Ok(());
         }
-        let this = number;
         number += 1;
-        if data.iter().all(|b| *b == 0) {
-            continue;
-        }
-        let mut chunk = match evtx::EvtxChunkData::new(data, false) {
-            Ok(c) => c,
-            Err(e) => {
-                each(Item::Warning(format!("EVTX chunk {this}: {e}; reading goes on")));
-                continue;
-            }
-        };
-        chunk.number = Some(this);
-        let mut parsed = match chunk.parse(Arc::clone(&settings)) {
-            Ok(p) => p,
-            Err(e) => {
-                each(Item::Warning(format!("EVTX chunk {this}: {e}; reading goes on")));
-                continue;
-            }
-        };
-        let mut last_good: Option<u64> = None;
-        for r in parsed.iter() {
-            // rendered to compact JSON by the crate's streaming renderer; only
-            // a record that may be an EventID 22 is parsed into a tree
-            let r = r.and_then(|r| r.into_json_bytes());
-            match r {
-                Ok(r) => {
-                    last_good = Some(r.event_record_id);
-                    if !may_be_event_22(&r.data) {
-                        continue;
-                    }
-                    let place = format!("EVTX record {}", r.event_record_id);
-                    let v = match json::parse(&r.data) {
-                        Ok(v) => v,
-                        Err(e) => {
-                            each(Item::Warning(format!("{place}: rendered JSON does not parse: {e}")));
-                            continue;
-                        }
-                    };
-                    let mut problems = Vec::new();
-                    match record::from_json(&v, &mut problems) {
-                        Ok(Some(s)) => each(Item::Record(s)),
-                        Ok(None) => {}
-                        Err(p) => each(Item::Warning(format!("{place}: {p}"))),
-                    }
-                    for p in problems {
-                        each(Item::Warning(format!("{place}: {p}")));
-                    }
+        Ok(Next::Chunk)
+    };
+    let end = if threads <= 1 {
+        let (mut this, mut data, mut out) = (0, Vec::new(), Vec::new());
+        loop {
+            match read_chunk(&mut data)? {
+                Next::Chunk => {
+                    data = render_chunk(this, std::mem::take(&mut data), &settings, &mut out);
+                    emit_evtx(out.drain(..), each);
                 }
-                Err(e) => {
-                    let after = match last_good {
-                        Some(id) => format!("after record {id}"),
-                        None => "before any record".to_string(),
-                    };
-                    each(Item::Warning(format!(
-                        "EVTX chunk {this}, {after}: {e}; reading goes on"
-                    )));
-                }
+                end => break end,
             }
+            this += 1;
         }
+    } else {
+        read_evtx_in_parallel(&mut read_chunk, each, threads.min(EVTX_MAX_THREADS), &settings)?
+    };
+    // A chunk cut short: a warning, after every record before it.
+    if let Next::CutShort(w) = end {
+        each(Item::Warning(w));
+        return Ok(());
     }
     if let Some(l) = listed.filter(|&l| number < l) {
         each(Item::Warning(format!(
@@ -275,6 +253,221 @@ fn read_evtx(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>)) -> std
         )));
     }
     Ok(())
+}
+
+/// What [`read_evtx`] read next.
+enum Next {
+    /// A whole chunk.
+    Chunk,
+    /// The end of the input, after whole chunks.
+    End,
+    /// A chunk cut short by the end of the input: the warning to give.
+    CutShort(String),
+}
+
+/// Most threads rendering one file's chunks: past a few, this thread
+/// (parsing the DNS records' JSON, counting them) sets the pace, and each
+/// thread holds chunks in flight.
+const EVTX_MAX_THREADS: usize = 8;
+
+/// Chunks a rendering thread takes at a time: a thread woken for each
+/// chunk spent a tenth of the time waking and sleeping.
+const EVTX_CHUNKS_A_JOB: usize = 4;
+
+/// Jobs handed to each rendering thread and not yet taken back: enough
+/// that a thread rarely waits for the reading, few enough that memory stays
+/// about a MiB a thread.
+const EVTX_JOBS_IN_FLIGHT: usize = 4;
+
+/// A job's chunks rendered, and their buffers back for the next chunks.
+type Rendering = (Vec<Rendered>, Vec<Vec<u8>>);
+
+/// [`read_evtx`]'s chunks rendered by `threads` threads, a few at a time,
+/// and taken back in file order. A thread that panics (a bug in the parser)
+/// hands its panic back here, where it goes on as it would on one thread.
+fn read_evtx_in_parallel(
+    read_chunk: &mut dyn FnMut(&mut Vec<u8>) -> std::io::Result<Next>,
+    each: &mut dyn FnMut(Item<'_>),
+    threads: usize,
+    settings: &Arc<evtx::ParserSettings>,
+) -> std::io::Result<Next> {
+    use std::collections::BTreeMap;
+    use std::sync::{mpsc, Mutex};
+    let in_flight = (threads * EVTX_JOBS_IN_FLIGHT) as u64;
+    // A job: its number, its first chunk's number, its chunks.
+    let (jobs, to_render) = mpsc::sync_channel::<(u64, u64, Vec<Vec<u8>>)>(in_flight as usize);
+    let to_render = Mutex::new(to_render);
+    let (rendered, done) = mpsc::channel::<(u64, std::thread::Result<Rendering>)>();
+    std::thread::scope(|scope| {
+        let mut renderers = Vec::with_capacity(threads);
+        for _ in 0..threads {
+            let (to_render, rendered) = (&to_render, rendered.clone());
+            renderers.push(scope.spawn(move || loop {
+                // The lock is held only while waiting for a job.
+                let job = to_render.lock().map_or(Err(mpsc::RecvError), |r| r.recv());
+                let Ok((job, first, chunks)) = job else { break };
+                let out = std::panic::catch_unwind(|| {
+                    let mut out = Vec::new();
+                    let buffers = (first..)
+                        .zip(chunks)
+                        .map(|(this, data)| render_chunk(this, data, settings, &mut out))
+                        .collect();
+                    (out, buffers)
+                });
+                if rendered.send((job, out)).is_err() {
+                    break;
+                }
+            }));
+        }
+        drop(rendered);
+        // Jobs rendered while one before them was not, and buffers to reuse.
+        let mut waiting: BTreeMap<u64, std::thread::Result<Rendering>> = BTreeMap::new();
+        let mut spare: Vec<Vec<u8>> = Vec::new();
+        let (mut sent, mut taken, mut this) = (0u64, 0u64, 0u64);
+        let mut take_back = |sent: u64, taken: &mut u64, keep: u64, spare: &mut Vec<Vec<u8>>| {
+            while sent - *taken > keep {
+                let out = loop {
+                    if let Some(out) = waiting.remove(taken) {
+                        break out;
+                    }
+                    let (job, out) = done.recv().expect("a rendering thread hands back every job it takes");
+                    waiting.insert(job, out);
+                };
+                *taken += 1;
+                match out {
+                    Ok((out, buffers)) => {
+                        emit_evtx(out.into_iter(), each);
+                        spare.extend(buffers);
+                    }
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+        };
+        let end = 'read: loop {
+            let mut chunks = Vec::with_capacity(EVTX_CHUNKS_A_JOB);
+            let end = loop {
+                let mut data = spare.pop().unwrap_or_default();
+                match read_chunk(&mut data) {
+                    Ok(Next::Chunk) => chunks.push(data),
+                    Ok(end) => break Some(Ok(end)),
+                    Err(e) => break Some(Err(e)),
+                }
+                if chunks.len() == EVTX_CHUNKS_A_JOB {
+                    break None;
+                }
+            };
+            if !chunks.is_empty() {
+                let n = chunks.len() as u64;
+                if jobs.send((sent, this, chunks)).is_err() {
+                    unreachable!("the rendering threads wait for jobs until the sender is dropped");
+                }
+                (sent, this) = (sent + 1, this + n);
+                take_back(sent, &mut taken, in_flight, &mut spare);
+            }
+            if let Some(end) = end {
+                break 'read end;
+            }
+        };
+        take_back(sent, &mut taken, 0, &mut spare);
+        drop(jobs);
+        // Joined here, not left to the scope: a join waits for the thread
+        // to be gone, its thread-locals freed, so no leak checker sees them.
+        for r in renderers {
+            if let Err(panic) = r.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+        end
+    })
+}
+
+/// What one EVTX chunk gave, in order: the compact JSON of each record that
+/// may be an EventID 22, and warnings.
+enum Rendered {
+    Record { id: u64, json: Vec<u8> },
+    Warning(String),
+}
+
+/// Chunk number `this` rendered into `out`: its records that may be
+/// EventID 22, and its warnings. Runs on any thread; nothing here touches
+/// the engine. Gives the chunk's buffer back, for the next chunk.
+fn render_chunk(this: u64, data: Vec<u8>, settings: &Arc<evtx::ParserSettings>, out: &mut Vec<Rendered>) -> Vec<u8> {
+    if data.iter().all(|b| *b == 0) {
+        return data;
+    }
+    let mut chunk = match evtx::EvtxChunkData::new(data, false) {
+        Ok(c) => c,
+        Err(e) => {
+            out.push(Rendered::Warning(format!("EVTX chunk {this}: {e}; reading goes on")));
+            return Vec::new();
+        }
+    };
+    chunk.number = Some(this);
+    let mut parsed = match chunk.parse(Arc::clone(settings)) {
+        Ok(p) => p,
+        Err(e) => {
+            out.push(Rendered::Warning(format!("EVTX chunk {this}: {e}; reading goes on")));
+            return chunk.data;
+        }
+    };
+    let mut last_good: Option<u64> = None;
+    for r in parsed.iter() {
+        // rendered to compact JSON by the crate's streaming renderer; only
+        // a record that may be an EventID 22 is parsed into its fields
+        match r.and_then(|r| r.into_json_bytes()) {
+            Ok(r) => {
+                last_good = Some(r.event_record_id);
+                if may_be_event_22(&r.data) {
+                    out.push(Rendered::Record {
+                        id: r.event_record_id,
+                        json: r.data,
+                    });
+                }
+            }
+            Err(e) => {
+                let after = match last_good {
+                    Some(id) => format!("after record {id}"),
+                    None => "before any record".to_string(),
+                };
+                out.push(Rendered::Warning(format!(
+                    "EVTX chunk {this}, {after}: {e}; reading goes on"
+                )));
+            }
+        }
+    }
+    drop(parsed);
+    chunk.data
+}
+
+/// A chunk's rendered records and warnings, to `each`.
+fn emit_evtx(rendered: impl Iterator<Item = Rendered>, each: &mut dyn FnMut(Item<'_>)) {
+    for r in rendered {
+        let (id, json) = match r {
+            Rendered::Warning(w) => {
+                each(Item::Warning(w));
+                continue;
+            }
+            Rendered::Record { id, json } => (id, json),
+        };
+        let v = match json::parse(&json) {
+            Ok(v) => v,
+            Err(e) => {
+                each(Item::Warning(format!(
+                    "EVTX record {id}: rendered JSON does not parse: {e}"
+                )));
+                continue;
+            }
+        };
+        let mut problems = Vec::new();
+        match record::from_json(&v, &mut problems) {
+            Ok(Some(s)) => each(Item::Record(s)),
+            Ok(None) => {}
+            Err(p) => each(Item::Warning(format!("EVTX record {id}: {p}"))),
+        }
+        for p in problems {
+            each(Item::Warning(format!("EVTX record {id}: {p}")));
+        }
+    }
 }
 
 /// Can the compact JSON of an EVTX record be an EventID 22? `false` only
