@@ -189,7 +189,8 @@ fn read_full(input: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
 /// with `threads` above 1, that many threads render chunks while this one
 /// reads the next and takes the rendered ones back in file order, so the
 /// records and warnings come as they do from one thread. Memory is at most
-/// [`EVTX_IN_FLIGHT`] chunks a thread, whatever the file's size.
+/// [`EVTX_JOBS_IN_FLIGHT`] jobs of [`EVTX_CHUNKS_A_JOB`] chunks a thread,
+/// whatever the file's size.
 fn read_evtx(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>), threads: usize) -> std::io::Result<()> {
     let mut header = vec![0u8; EVTX_HEADER_BLOCK];
     let got = read_full(&mut input, &mut header)?;
@@ -534,10 +535,10 @@ fn read_json_array(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>)) 
     Ok(())
 }
 
-fn json_element(bytes: &[u8], place: &str, each: &mut dyn FnMut(Item<'_>)) {
+fn json_element(bytes: &[u8], place: &dyn Fn() -> String, each: &mut dyn FnMut(Item<'_>)) {
     match json::parse(bytes) {
         Ok(v) => json_record(&v, place, each),
-        Err(e) => each(Item::Warning(format!("{place}: not JSON: {e}"))),
+        Err(e) => each(Item::Warning(format!("{}: not JSON: {e}", place()))),
     }
 }
 
@@ -654,13 +655,13 @@ impl ArraySplitter {
     }
 
     fn end_element(&mut self, each: &mut dyn FnMut(Item<'_>)) {
-        let place = self.place();
         if self.oversize {
             each(Item::Warning(format!(
-                "{place}: longer than {MAX_RECORD_BYTES} bytes, skipped"
+                "{}: longer than {MAX_RECORD_BYTES} bytes, skipped",
+                self.place()
             )));
         } else {
-            json_element(&self.element, &place, each);
+            json_element(&self.element, &|| self.place(), each);
         }
         self.element.clear();
         self.oversize = false;
@@ -858,7 +859,7 @@ fn read_json(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>)) -> std
         };
         match parsed {
             Ok(v) => {
-                json_record(&v, &format!("line {start_line}"), each);
+                json_record(&v, &|| format!("line {start_line}"), each);
                 pending.clear();
                 broken = false;
             }
@@ -891,7 +892,7 @@ fn read_json(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>)) -> std
                 if start_line != number && !line.iter().all(u8::is_ascii_whitespace) {
                     start_line = number;
                     match json::parse(&line) {
-                        Ok(v) => json_record(&v, &format!("line {start_line}"), each),
+                        Ok(v) => json_record(&v, &|| format!("line {start_line}"), each),
                         Err(e) if e.is_eof() => {
                             pending.extend_from_slice(&line);
                             brackets = Brackets::default();
@@ -915,19 +916,21 @@ fn read_json(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>)) -> std
     Ok(())
 }
 
-fn json_record(v: &json::Fields<'_>, place: &str, each: &mut dyn FnMut(Item<'_>)) {
+/// A parsed JSON object's record (or its warnings) to `each`; `place`
+/// names it, and is asked only for a warning.
+fn json_record(v: &json::Fields<'_>, place: &dyn Fn() -> String, each: &mut dyn FnMut(Item<'_>)) {
     if !v.object {
-        each(Item::Warning(format!("{place}: not a JSON object")));
+        each(Item::Warning(format!("{}: not a JSON object", place())));
         return;
     }
     let mut problems = Vec::new();
     match record::from_json(v, &mut problems) {
         Ok(Some(s)) => each(Item::Record(s)),
         Ok(None) => {}
-        Err(p) => each(Item::Warning(format!("{place}: {p}"))),
+        Err(p) => each(Item::Warning(format!("{}: {p}", place()))),
     }
     for p in problems {
-        each(Item::Warning(format!("{place}: {p}")));
+        each(Item::Warning(format!("{}: {p}", place())));
     }
 }
 
@@ -1143,7 +1146,7 @@ mod tests {
             };
             match parsed {
                 Ok(v) => {
-                    json_record(&v, &format!("line {start_line}"), each);
+                    json_record(&v, &|| format!("line {start_line}"), each);
                     pending.clear();
                 }
                 Err(e) if e.is_eof() && pending.len() <= MAX_RECORD_BYTES => {}
@@ -1153,7 +1156,7 @@ mod tests {
                     if start_line != number && !line.iter().all(u8::is_ascii_whitespace) {
                         start_line = number;
                         match json::parse(&line) {
-                            Ok(v) => json_record(&v, &format!("line {start_line}"), each),
+                            Ok(v) => json_record(&v, &|| format!("line {start_line}"), each),
                             Err(e) if e.is_eof() => pending.extend_from_slice(&line),
                             Err(e) => each(Item::Warning(format!("line {start_line}: not a JSON object: {e}"))),
                         }
