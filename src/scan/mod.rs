@@ -6,6 +6,7 @@
 //!
 //! * `cli`: the command line, the loop feeding the engine, the output formats;
 //! * `read`: format detection and one reader per format;
+//! * `ordered`: one file's pieces read on every core, taken back in order;
 //! * [`record`]: the Sysmon add-on's field extraction for EventCode 22;
 //! * [`json`]: a JSON record's fields read from its text, without its tree.
 //!
@@ -16,6 +17,8 @@
 #[cfg(feature = "scan")]
 mod cli;
 pub mod json;
+#[cfg(feature = "scan")]
+mod ordered;
 #[cfg(feature = "scan")]
 pub mod read;
 pub mod record;

@@ -3,6 +3,7 @@
 //! [`Sysmon`] record or a warning naming the file and the record.
 
 use super::json;
+use super::ordered;
 use super::record::{self, Sysmon};
 use memchr::memmem::Finder;
 use std::fs::File;
@@ -189,8 +190,8 @@ fn read_full(input: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
 /// with `threads` above 1, that many threads render chunks while this one
 /// reads the next and takes the rendered ones back in file order, so the
 /// records and warnings come as they do from one thread. Memory is at most
-/// [`EVTX_JOBS_IN_FLIGHT`] jobs of [`EVTX_CHUNKS_A_JOB`] chunks a thread,
-/// whatever the file's size.
+/// [`ordered::JOBS_IN_FLIGHT`] jobs of [`EVTX_CHUNKS_A_JOB`] chunks a
+/// thread, whatever the file's size.
 fn read_evtx(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>), threads: usize) -> std::io::Result<()> {
     let mut header = vec![0u8; EVTX_HEADER_BLOCK];
     let got = read_full(&mut input, &mut header)?;
@@ -275,111 +276,47 @@ const EVTX_MAX_THREADS: usize = 8;
 /// chunk spent a tenth of the time waking and sleeping.
 const EVTX_CHUNKS_A_JOB: usize = 4;
 
-/// Jobs handed to each rendering thread and not yet taken back: enough
-/// that a thread rarely waits for the reading, few enough that memory stays
-/// about a MiB a thread.
-const EVTX_JOBS_IN_FLIGHT: usize = 4;
-
 /// A job's chunks rendered, and their buffers back for the next chunks.
 type Rendering = (Vec<Rendered>, Vec<Vec<u8>>);
 
 /// [`read_evtx`]'s chunks rendered by `threads` threads, a few at a time,
-/// and taken back in file order. A thread that panics (a bug in the parser)
-/// hands its panic back here, where it goes on as it would on one thread.
+/// and taken back in file order ([`ordered::in_order`]).
 fn read_evtx_in_parallel(
     read_chunk: &mut dyn FnMut(&mut Vec<u8>) -> std::io::Result<Next>,
     each: &mut dyn FnMut(Item<'_>),
     threads: usize,
     settings: &Arc<evtx::ParserSettings>,
 ) -> std::io::Result<Next> {
-    use std::collections::BTreeMap;
-    use std::sync::{mpsc, Mutex};
-    let in_flight = (threads * EVTX_JOBS_IN_FLIGHT) as u64;
-    // A job: its number, its first chunk's number, its chunks.
-    let (jobs, to_render) = mpsc::sync_channel::<(u64, u64, Vec<Vec<u8>>)>(in_flight as usize);
-    let to_render = Mutex::new(to_render);
-    let (rendered, done) = mpsc::channel::<(u64, std::thread::Result<Rendering>)>();
-    std::thread::scope(|scope| {
-        let mut renderers = Vec::with_capacity(threads);
-        for _ in 0..threads {
-            let (to_render, rendered) = (&to_render, rendered.clone());
-            renderers.push(scope.spawn(move || loop {
-                // The lock is held only while waiting for a job.
-                let job = to_render.lock().map_or(Err(mpsc::RecvError), |r| r.recv());
-                let Ok((job, first, chunks)) = job else { break };
-                let out = std::panic::catch_unwind(|| {
-                    let mut out = Vec::new();
-                    let buffers = (first..)
-                        .zip(chunks)
-                        .map(|(this, data)| render_chunk(this, data, settings, &mut out))
-                        .collect();
-                    (out, buffers)
-                });
-                if rendered.send((job, out)).is_err() {
-                    break;
-                }
-            }));
-        }
-        drop(rendered);
-        // Jobs rendered while one before them was not, and buffers to reuse.
-        let mut waiting: BTreeMap<u64, std::thread::Result<Rendering>> = BTreeMap::new();
-        let mut spare: Vec<Vec<u8>> = Vec::new();
-        let (mut sent, mut taken, mut this) = (0u64, 0u64, 0u64);
-        let mut take_back = |sent: u64, taken: &mut u64, keep: u64, spare: &mut Vec<Vec<u8>>| {
-            while sent - *taken > keep {
-                let out = loop {
-                    if let Some(out) = waiting.remove(taken) {
-                        break out;
-                    }
-                    let (job, out) = done.recv().expect("a rendering thread hands back every job it takes");
-                    waiting.insert(job, out);
-                };
-                *taken += 1;
-                match out {
-                    Ok((out, buffers)) => {
-                        emit_evtx(out.into_iter(), each);
-                        spare.extend(buffers);
-                    }
-                    Err(panic) => std::panic::resume_unwind(panic),
-                }
-            }
-        };
-        let end = 'read: loop {
-            let mut chunks = Vec::with_capacity(EVTX_CHUNKS_A_JOB);
-            let end = loop {
-                let mut data = spare.pop().unwrap_or_default();
-                match read_chunk(&mut data) {
-                    Ok(Next::Chunk) => chunks.push(data),
-                    Ok(end) => break Some(Ok(end)),
-                    Err(e) => break Some(Err(e)),
-                }
-                if chunks.len() == EVTX_CHUNKS_A_JOB {
-                    break None;
-                }
-            };
-            if !chunks.is_empty() {
-                let n = chunks.len() as u64;
-                if jobs.send((sent, this, chunks)).is_err() {
-                    unreachable!("the rendering threads wait for jobs until the sender is dropped");
-                }
-                (sent, this) = (sent + 1, this + n);
-                take_back(sent, &mut taken, in_flight, &mut spare);
-            }
-            if let Some(end) = end {
-                break 'read end;
-            }
-        };
-        take_back(sent, &mut taken, 0, &mut spare);
-        drop(jobs);
-        // Joined here, not left to the scope: a join waits for the thread
-        // to be gone, its thread-locals freed, so no leak checker sees them.
-        for r in renderers {
-            if let Err(panic) = r.join() {
-                std::panic::resume_unwind(panic);
+    // Buffers back from rendered chunks, for the next chunks.
+    let spare: std::cell::RefCell<Vec<Vec<u8>>> = Default::default();
+    let mut end: Option<std::io::Result<Next>> = None;
+    let mut this = 0u64;
+    let mut next = || {
+        let mut chunks = Vec::with_capacity(EVTX_CHUNKS_A_JOB);
+        while end.is_none() && chunks.len() < EVTX_CHUNKS_A_JOB {
+            let mut data = spare.borrow_mut().pop().unwrap_or_default();
+            match read_chunk(&mut data) {
+                Ok(Next::Chunk) => chunks.push(data),
+                other => end = Some(other),
             }
         }
-        end
-    })
+        let first = this;
+        this += chunks.len() as u64;
+        (!chunks.is_empty()).then_some((first, chunks))
+    };
+    let render = |(first, chunks): (u64, Vec<Vec<u8>>)| -> Rendering {
+        let mut out = Vec::new();
+        let buffers = (first..)
+            .zip(chunks)
+            .map(|(this, data)| render_chunk(this, data, settings, &mut out))
+            .collect();
+        (out, buffers)
+    };
+    ordered::in_order(threads, &mut next, &render, &mut |(out, buffers)| {
+        emit_evtx(out.into_iter(), each);
+        spare.borrow_mut().extend(buffers);
+    });
+    end.unwrap_or(Ok(Next::End))
 }
 
 /// What one EVTX chunk gave, in order: the compact JSON of each record that

@@ -1,0 +1,127 @@
+//! Work shared among threads, its results taken back in the order it was
+//! handed out: how one large file's pieces (EVTX chunks, runs of JSON
+//! lines) are read on every core while the records and warnings still come
+//! as one thread reads them.
+
+use std::collections::BTreeMap;
+use std::sync::{mpsc, Mutex};
+
+/// Jobs handed to each thread and not yet taken back: enough that a thread
+/// rarely waits for the next, few enough that memory stays a few jobs a
+/// thread.
+pub const JOBS_IN_FLIGHT: usize = 4;
+
+/// Run `work` on `threads` threads over the jobs `next` gives until it gives
+/// `None`, and hand each result to `take` on this thread, in the order of
+/// the jobs. At most [`JOBS_IN_FLIGHT`] jobs a thread are out at once. A
+/// panic in `work` (a bug) is carried back and resumed here when its job's
+/// turn comes, as if the work had run on this thread.
+pub fn in_order<J: Send, R: Send>(
+    threads: usize,
+    next: &mut dyn FnMut() -> Option<J>,
+    work: &(dyn Fn(J) -> R + Sync),
+    take: &mut dyn FnMut(R),
+) {
+    let in_flight = (threads.max(1) * JOBS_IN_FLIGHT) as u64;
+    let (jobs, to_work) = mpsc::sync_channel::<(u64, J)>(in_flight as usize);
+    let to_work = Mutex::new(to_work);
+    let (worked, done) = mpsc::channel::<(u64, std::thread::Result<R>)>();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads.max(1))
+            .map(|_| {
+                let (to_work, worked) = (&to_work, worked.clone());
+                scope.spawn(move || loop {
+                    // The lock is held only while waiting for a job.
+                    let job = to_work.lock().map_or(Err(mpsc::RecvError), |r| r.recv());
+                    let Ok((number, job)) = job else { break };
+                    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(job)));
+                    if worked.send((number, out)).is_err() {
+                        break;
+                    }
+                })
+            })
+            .collect();
+        drop(worked);
+        // Results that came back before one handed out ahead of them.
+        let mut waiting: BTreeMap<u64, std::thread::Result<R>> = BTreeMap::new();
+        let (mut sent, mut taken) = (0u64, 0u64);
+        let mut take_back = |sent: u64, taken: &mut u64, keep: u64| {
+            while sent - *taken > keep {
+                let out = loop {
+                    if let Some(out) = waiting.remove(taken) {
+                        break out;
+                    }
+                    let (number, out) = done.recv().expect("a worker hands back every job it takes");
+                    waiting.insert(number, out);
+                };
+                *taken += 1;
+                match out {
+                    Ok(out) => take(out),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+        };
+        while let Some(job) = next() {
+            if jobs.send((sent, job)).is_err() {
+                unreachable!("the workers wait for jobs until the sender is dropped");
+            }
+            sent += 1;
+            take_back(sent, &mut taken, in_flight);
+        }
+        take_back(sent, &mut taken, 0);
+        drop(jobs);
+        // Joined here, not left to the scope: a join waits for the thread
+        // to be gone, its thread-locals freed, so no leak checker sees them.
+        for w in workers {
+            if let Err(panic) = w.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Jobs of uneven cost come back in the order they were handed out,
+    /// whatever the number of threads.
+    #[test]
+    fn results_come_back_in_the_order_of_the_jobs() {
+        for threads in [1, 2, 3, 8] {
+            let mut n = 0u64;
+            let mut next = || {
+                n += 1;
+                (n <= 200).then_some(n - 1)
+            };
+            let work = |i: u64| {
+                // later jobs often finish first
+                std::thread::sleep(std::time::Duration::from_micros((200 - i) % 7 * 50));
+                i * i
+            };
+            let mut got = Vec::new();
+            in_order(threads, &mut next, &work, &mut |r| got.push(r));
+            assert_eq!(got, (0..200u64).map(|i| i * i).collect::<Vec<_>>(), "{threads} threads");
+        }
+    }
+
+    /// A panic in the work reaches the caller, after the results before it.
+    #[test]
+    fn a_panic_in_the_work_is_resumed_in_its_turn() {
+        let mut got = Vec::new();
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut n = 0u32;
+            let mut next = || {
+                n += 1;
+                (n <= 50).then_some(n - 1)
+            };
+            let work = |i: u32| {
+                assert!(i != 20, "job 20 fails");
+                i
+            };
+            in_order(3, &mut next, &work, &mut |r| got.push(r));
+        }));
+        assert!(caught.is_err());
+        assert_eq!(got, (0..20).collect::<Vec<_>>());
+    }
+}
