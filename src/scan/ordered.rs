@@ -13,16 +13,22 @@ pub const JOBS_IN_FLIGHT: usize = 4;
 
 /// Run `work` on `threads` threads over the jobs `next` gives until it gives
 /// `None`, and hand each result to `take` on this thread, in the order of
-/// the jobs. At most [`JOBS_IN_FLIGHT`] jobs a thread are out at once. A
+/// the jobs. At most [`JOBS_IN_FLIGHT`] jobs a thread are out at once, and
+/// no new one while those out weigh more than `budget` by `weight` (the
+/// bytes they hold), so memory is bounded whatever the jobs' sizes. A
 /// panic in `work` (a bug) is carried back and resumed here when its job's
 /// turn comes, as if the work had run on this thread.
 pub fn in_order<J: Send, R: Send>(
     threads: usize,
+    (weight, budget): (&dyn Fn(&J) -> usize, usize),
     next: &mut dyn FnMut() -> Option<J>,
     work: &(dyn Fn(J) -> R + Sync),
     take: &mut dyn FnMut(R),
 ) {
     let in_flight = (threads.max(1) * JOBS_IN_FLIGHT) as u64;
+    // The weights of the jobs out, oldest first, and their sum.
+    let mut weights = std::collections::VecDeque::new();
+    let mut out_weight = 0usize;
     let (jobs, to_work) = mpsc::sync_channel::<(u64, J)>(in_flight as usize);
     let to_work = Mutex::new(to_work);
     let (worked, done) = mpsc::channel::<(u64, std::thread::Result<R>)>();
@@ -45,8 +51,12 @@ pub fn in_order<J: Send, R: Send>(
         // Results that came back before one handed out ahead of them.
         let mut waiting: BTreeMap<u64, std::thread::Result<R>> = BTreeMap::new();
         let (mut sent, mut taken) = (0u64, 0u64);
-        let mut take_back = |sent: u64, taken: &mut u64, keep: u64| {
-            while sent - *taken > keep {
+        let mut take_back = |sent: u64,
+                             taken: &mut u64,
+                             keep: u64,
+                             weights: &mut std::collections::VecDeque<usize>,
+                             out_weight: &mut usize| {
+            while sent - *taken > keep || *out_weight > budget {
                 let out = loop {
                     if let Some(out) = waiting.remove(taken) {
                         break out;
@@ -55,6 +65,7 @@ pub fn in_order<J: Send, R: Send>(
                     waiting.insert(number, out);
                 };
                 *taken += 1;
+                *out_weight -= weights.pop_front().unwrap_or(0);
                 match out {
                     Ok(out) => take(out),
                     Err(panic) => std::panic::resume_unwind(panic),
@@ -62,13 +73,16 @@ pub fn in_order<J: Send, R: Send>(
             }
         };
         while let Some(job) = next() {
+            let w = weight(&job);
+            weights.push_back(w);
+            out_weight += w;
             if jobs.send((sent, job)).is_err() {
                 unreachable!("the workers wait for jobs until the sender is dropped");
             }
             sent += 1;
-            take_back(sent, &mut taken, in_flight);
+            take_back(sent, &mut taken, in_flight, &mut weights, &mut out_weight);
         }
-        take_back(sent, &mut taken, 0);
+        take_back(sent, &mut taken, 0, &mut weights, &mut out_weight);
         drop(jobs);
         // Joined here, not left to the scope: a join waits for the thread
         // to be gone, its thread-locals freed, so no leak checker sees them.
@@ -100,7 +114,7 @@ mod tests {
                 i * i
             };
             let mut got = Vec::new();
-            in_order(threads, &mut next, &work, &mut |r| got.push(r));
+            in_order(threads, (&|_| 1, usize::MAX), &mut next, &work, &mut |r| got.push(r));
             assert_eq!(got, (0..200u64).map(|i| i * i).collect::<Vec<_>>(), "{threads} threads");
         }
     }
@@ -119,9 +133,36 @@ mod tests {
                 assert!(i != 20, "job 20 fails");
                 i
             };
-            in_order(3, &mut next, &work, &mut |r| got.push(r));
+            in_order(3, (&|_| 1, usize::MAX), &mut next, &work, &mut |r| got.push(r));
         }));
         assert!(caught.is_err());
         assert_eq!(got, (0..20).collect::<Vec<_>>());
+    }
+
+    /// Jobs heavier than the budget go out one at a time: the next is
+    /// handed out only once the one before is taken back.
+    #[test]
+    fn the_budget_bounds_the_weight_out() {
+        let out = std::sync::atomic::AtomicUsize::new(0);
+        let most = std::sync::atomic::AtomicUsize::new(0);
+        let mut n = 0u64;
+        let mut next = || {
+            n += 1;
+            let was = out.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            most.fetch_max(was + 1, std::sync::atomic::Ordering::SeqCst);
+            (n <= 30).then_some(n)
+        };
+        let work = |i: u64| {
+            std::thread::sleep(std::time::Duration::from_micros(100));
+            i
+        };
+        let mut got = Vec::new();
+        in_order(4, (&|_| 10, 5), &mut next, &work, &mut |r| {
+            out.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            got.push(r);
+        });
+        assert_eq!(got, (1..=30).collect::<Vec<_>>());
+        // each job taken back before the next was asked for
+        assert_eq!(most.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }

@@ -130,7 +130,7 @@ pub fn read_input(
         .find(|b| ![b' ', b'\t', b'\r', b'\n', 0xef, 0xbb, 0xbf].contains(b));
     match first {
         Some(b'{') => {
-            stopped(read_json(input, each), each);
+            stopped(read_json(input, each, threads), each);
             Ok(Format::Json)
         }
         Some(b'[') => {
@@ -312,7 +312,11 @@ fn read_evtx_in_parallel(
             .collect();
         (out, buffers)
     };
-    ordered::in_order(threads, &mut next, &render, &mut |(out, buffers)| {
+    // Jobs are a few chunks each, so the count of jobs out bounds memory.
+    ordered::in_order(threads, (&|_| 0, usize::MAX), &mut next, &render, &mut |(
+        out,
+        buffers,
+    )| {
         emit_evtx(out.into_iter(), each);
         spare.borrow_mut().extend(buffers);
     });
@@ -698,11 +702,31 @@ fn read_line_bounded(input: &mut dyn BufRead, line: &mut Vec<u8>, max: usize) ->
     }
 }
 
+/// Read past the rest of a line, its LF included, keeping nothing.
+fn skip_line(input: &mut dyn BufRead) -> std::io::Result<()> {
+    loop {
+        let buf = match input.fill_buf() {
+            Ok([]) => return Ok(()),
+            Ok(buf) => buf,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let (n, done) = match memchr::memchr(b'\n', buf) {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        input.consume(n);
+        if done {
+            return Ok(());
+        }
+    }
+}
+
 /// JSON: a sequence of objects (one a line, or pretty-printed over many
 /// lines). A line that cannot start or continue an object is a warning
 /// naming its line; reading goes on at the next line. A line longer than
 /// [`MAX_RECORD_BYTES`] is skipped with a warning.
-fn read_json(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>)) -> std::io::Result<()> {
+fn read_json(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>), threads: usize) -> std::io::Result<()> {
     let mut pending: Vec<u8> = Vec::new();
     let mut start_line = 0;
     let mut line = Vec::new();
@@ -844,6 +868,12 @@ fn read_json(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>)) -> std
         if n == 0 {
             break;
         }
+        // JSON lines: each line stands alone from here on, so the rest is
+        // read a run of lines at a time, on every core.
+        if one_per_line == Some(true) {
+            debug_assert!(pending.is_empty() && replayed >= replay.len());
+            return read_json_lines(input, number, each, threads);
+        }
     }
     if !pending.is_empty() {
         each(Item::Warning(format!(
@@ -851,6 +881,183 @@ fn read_json(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>)) -> std
         )));
     }
     Ok(())
+}
+
+/// One line of a JSON-lines file, line `number`: its record, or why not.
+/// (What [`read_json`]'s loop does with a line once it knows the file is
+/// JSON lines.)
+fn json_line(line: &[u8], number: u64, each: &mut dyn FnMut(Item<'_>)) {
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return;
+    }
+    match json::parse(line) {
+        Ok(v) => json_record(&v, &|| format!("line {number}"), each),
+        Err(e) => {
+            let e = if e.is_eof() {
+                serde_json::Error::io(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("object cut short at the end of the line ({e})"),
+                ))
+            } else {
+                e
+            };
+            each(Item::Warning(format!("line {number}: not a JSON object: {e}")));
+        }
+    }
+}
+
+/// Bytes of lines [`read_json_lines`] hands a thread at a time (in the
+/// unit tests a few lines, so that short texts make many jobs).
+const JSON_LINES_A_JOB: usize = if cfg!(test) { 300 } else { 256 << 10 };
+
+/// A run of JSON lines for a thread: the number of the line before the
+/// first, the lines, and a line after them skipped for its length.
+struct LinesJob {
+    before: u64,
+    text: Vec<u8>,
+    too_long: Option<u64>,
+}
+
+/// A run of JSON lines read: its records packed in one arena, and its
+/// warnings, in order; the job's buffer back for the next.
+#[derive(Default)]
+struct LinesRead {
+    arena: String,
+    items: Vec<Result<record::Packed, String>>,
+    text: Vec<u8>,
+}
+
+/// The rest of a JSON-lines file after line `number`, every line parsed on
+/// its own. With `threads` above 1, runs of lines are parsed on that many
+/// threads and their records and warnings taken back in file order
+/// ([`ordered::in_order`]): the same items, in the same order, as one
+/// thread gives.
+fn read_json_lines(
+    mut input: Box<dyn BufRead>,
+    mut number: u64,
+    each: &mut dyn FnMut(Item<'_>),
+    threads: usize,
+) -> std::io::Result<()> {
+    let too_long = |number: u64| format!("line {number}: longer than {MAX_RECORD_BYTES} bytes, skipped");
+    let mut line = Vec::new();
+    if threads <= 1 {
+        loop {
+            let (n, long) = read_line_bounded(&mut *input, &mut line, MAX_RECORD_BYTES)?;
+            if n == 0 {
+                return Ok(());
+            }
+            number += 1;
+            if long {
+                each(Item::Warning(too_long(number)));
+            } else {
+                json_line(&line, number, each);
+            }
+        }
+    }
+    let spare: std::cell::RefCell<Vec<Vec<u8>>> = Default::default();
+    let mut failed: Option<std::io::Error> = None;
+    let mut ended = false;
+    // The start of a line read past a job's last LF, for the next job.
+    let mut carry: Vec<u8> = Vec::new();
+    // Whole buffers are read, not lines: a job is cut at its last LF.
+    let mut next = || {
+        if ended {
+            return None;
+        }
+        let mut job = LinesJob {
+            before: number,
+            text: spare.borrow_mut().pop().unwrap_or_default(),
+            too_long: None,
+        };
+        job.text.clear();
+        job.text.append(&mut carry);
+        // The job's last LF, looked for in each buffer as it comes (the
+        // carried start of a line holds none).
+        let mut last_lf: Option<usize> = None;
+        loop {
+            if job.text.len() >= JSON_LINES_A_JOB {
+                if let Some(i) = last_lf {
+                    carry.extend_from_slice(&job.text[i + 1..]);
+                    job.text.truncate(i + 1);
+                    break;
+                }
+                // A line longer than the bound (its start alone is): read
+                // to its end, not kept.
+                if job.text.len() > MAX_RECORD_BYTES {
+                    job.text.clear();
+                    match skip_line(&mut *input) {
+                        Ok(()) => {}
+                        Err(e) => (failed, ended) = (Some(e), true),
+                    }
+                    job.too_long = Some(number + 1);
+                    break;
+                }
+            }
+            match input.fill_buf() {
+                Ok([]) => {
+                    ended = true;
+                    break;
+                }
+                Ok(buf) => {
+                    let at = job.text.len();
+                    job.text.extend_from_slice(buf);
+                    let n = buf.len();
+                    input.consume(n);
+                    if let Some(i) = memchr::memrchr(b'\n', &job.text[at..]) {
+                        last_lf = Some(at + i);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    (failed, ended) = (Some(e), true);
+                    break;
+                }
+            }
+        }
+        // (only the file's last line can lack its LF)
+        number += memchr::memchr_iter(b'\n', &job.text).count() as u64
+            + u64::from(job.text.last().is_some_and(|b| *b != b'\n'))
+            + u64::from(job.too_long.is_some());
+        (!job.text.is_empty() || job.too_long.is_some()).then_some(job)
+    };
+    let parse = |job: LinesJob| {
+        let mut read = LinesRead::default();
+        let mut number = job.before;
+        for line in job.text.split_inclusive(|b| *b == b'\n') {
+            number += 1;
+            let mut each = |item: Item<'_>| match item {
+                Item::Record(s) => read.items.push(Ok(s.pack(&mut read.arena))),
+                Item::Warning(w) => read.items.push(Err(w)),
+            };
+            if line.len() > MAX_RECORD_BYTES {
+                each(Item::Warning(too_long(number)));
+            } else {
+                json_line(line, number, &mut each);
+            }
+        }
+        if let Some(number) = job.too_long {
+            read.items.push(Err(too_long(number)));
+        }
+        read.text = job.text;
+        read
+    };
+    let weight = |job: &LinesJob| job.text.len();
+    ordered::in_order(
+        threads,
+        (&weight, 2 * MAX_RECORD_BYTES),
+        &mut next,
+        &parse,
+        &mut |read| {
+            for item in read.items {
+                match item {
+                    Ok(packed) => each(Item::Record(Sysmon::unpack(&packed, &read.arena))),
+                    Err(w) => each(Item::Warning(w)),
+                }
+            }
+            spare.borrow_mut().push(read.text);
+        },
+    );
+    failed.map_or(Ok(()), Err)
 }
 
 /// A parsed JSON object's record (or its warnings) to `each`; `place`
@@ -1112,6 +1319,16 @@ mod tests {
     /// A format's reader.
     type Reader = fn(Box<dyn BufRead>, &mut dyn FnMut(Item<'_>)) -> std::io::Result<()>;
 
+    /// JSON read on this thread alone...
+    fn read_json_1(input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>)) -> std::io::Result<()> {
+        read_json(input, each, 1)
+    }
+
+    /// ...and with JSON lines parsed on three.
+    fn read_json_3(input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>)) -> std::io::Result<()> {
+        read_json(input, each, 3)
+    }
+
     /// What a reader handed over, as text to compare.
     fn items(read: Reader, data: &[u8], capacity: usize) -> Vec<String> {
         let mut out = Vec::new();
@@ -1163,7 +1380,9 @@ mod tests {
             capacity in 1usize..64,
         ) {
             let data = pieces.concat().into_bytes();
-            prop_assert_eq!(items(read_json, &data, capacity), items(read_json_reparsing, &data, capacity));
+            let oracle = items(read_json_reparsing, &data, capacity);
+            prop_assert_eq!(&items(read_json_1, &data, capacity), &oracle);
+            prop_assert_eq!(&items(read_json_3, &data, capacity), &oracle);
         }
 
     }
@@ -1195,7 +1414,38 @@ mod tests {
                 data.push_str("  \"QueryName\": \"q.pastebin.com\"\n}\n");
             }
             let data = data.into_bytes();
-            prop_assert_eq!(items(read_json, &data, 1 << 12), items(read_json_reparsing, &data, 1 << 12));
+            prop_assert_eq!(items(read_json_1, &data, 1 << 12), items(read_json_reparsing, &data, 1 << 12));
+        }
+    }
+
+    proptest! {
+        /// A JSON-lines file of many runs of lines (records, records with a
+        /// value of the wrong type, broken and blank lines, CRLF, a last
+        /// line without its LF) parsed on three threads gives the records
+        /// and warnings, in order, that one thread and the reader that
+        /// parsed at every line give.
+        #[test]
+        fn json_lines_on_threads_read_as_on_one(
+            lines in prop::collection::vec(prop::sample::select(vec![
+                "{\"EventID\": 22, \"SourceName\": \"Microsoft-Windows-Sysmon\", \"QueryName\": \"a.pastebin.com\", \"Image\": \"C:\\\\x.exe\"}",
+                "{\"EventID\": 22, \"SourceName\": \"Microsoft-Windows-Sysmon\", \"QueryName\": \"b.example.com\", \"Computer\": \"PC\"}",
+                "{\"EventID\": 22, \"SourceName\": \"Microsoft-Windows-Sysmon\", \"QueryName\": 5}",
+                "{\"EventID\": 1, \"SourceName\": \"Microsoft-Windows-Sysmon\"}",
+                "{\"EventID\": 22, \"QueryName\": \"cut", "[1, 2]", "x", "", "   ", "{}",
+            ]), 1..200),
+            crlf in any::<bool>(),
+            last_lf in any::<bool>(),
+        ) {
+            let mut data = lines.join(if crlf { "\r\n" } else { "\n" });
+            // JSON lines: the first line an object alone
+            data.insert_str(0, "{\"EventID\": 22, \"QueryName\": \"first.ngrok.io\"}\n");
+            if last_lf {
+                data.push('\n');
+            }
+            let data = data.into_bytes();
+            let one = items(read_json_1, &data, 64);
+            prop_assert_eq!(&items(read_json_3, &data, 64), &one);
+            prop_assert_eq!(&items(read_json_reparsing, &data, 64), &one);
         }
     }
 
@@ -1210,7 +1460,8 @@ mod tests {
         data.resize(data.len() + MAX_RECORD_BYTES, b'x');
         data.extend_from_slice(b"\"}\n");
         data.extend_from_slice(record.as_bytes());
-        let got = items(read_json, &data, 1 << 16);
+        let got = items(read_json_1, &data, 1 << 16);
+        assert_eq!(items(read_json_3, &data, 1 << 16), got);
         assert_eq!(
             got.len(),
             3,
@@ -1223,6 +1474,18 @@ mod tests {
         let mut input = Cursor::new(&data[record.len()..]);
         let (n, long) = read_line_bounded(&mut input, &mut line, 100).expect("from memory");
         assert_eq!((n, long, line.len()), (MAX_RECORD_BYTES + 10, true, 101));
+        // Far longer than the bound (JSON lines on threads stop keeping it
+        // before its end), and last, without its LF.
+        let mut data = record.repeat(3).into_bytes();
+        data.resize(data.len() + MAX_RECORD_BYTES + 300_000, b'x');
+        data.extend_from_slice(b"\n");
+        data.extend_from_slice(record.as_bytes());
+        data.resize(data.len() + MAX_RECORD_BYTES + 5, b'y');
+        let got = items(read_json_1, &data, 1 << 16);
+        assert_eq!(items(read_json_3, &data, 1 << 16), got);
+        assert_eq!(got.len(), 6);
+        assert_eq!(got[3], format!("line 4: longer than {MAX_RECORD_BYTES} bytes, skipped"));
+        assert_eq!(got[5], format!("line 6: longer than {MAX_RECORD_BYTES} bytes, skipped"));
     }
 
     /// Events with no line end between them (as `wevtutil qe /f:xml`

@@ -36,6 +36,58 @@ pub struct Sysmon<'a> {
     pub user_id: Option<Cow<'a, str>>,
 }
 
+/// A [`Sysmon`] record's values as ranges of an arena of text that holds
+/// them: how records read on another thread cross to the engine's, a run of
+/// them in one allocation.
+pub type Packed = [Option<Range<u32>>; 8];
+
+impl Sysmon<'_> {
+    /// The values, copied to the end of `arena`. `arena` stays under
+    /// 4 GiB: it holds one job's records, a few hundred KiB.
+    pub fn pack(&self, arena: &mut String) -> Packed {
+        self.values().map(|v| {
+            v.map(|v| {
+                let start = arena.len();
+                arena.push_str(v);
+                start as u32..arena.len() as u32
+            })
+        })
+    }
+
+    fn values(&self) -> [Option<&str>; 8] {
+        [
+            &self.image,
+            &self.query_name,
+            &self.query_status,
+            &self.query_results,
+            &self.computer,
+            &self.utc_time,
+            &self.process_guid,
+            &self.user_id,
+        ]
+        .map(|v| v.as_deref())
+    }
+}
+
+impl<'a> Sysmon<'a> {
+    /// The record [`Sysmon::pack`] packed into `arena`, borrowing from it.
+    pub fn unpack(packed: &Packed, arena: &'a str) -> Sysmon<'a> {
+        let [image, query_name, query_status, query_results, computer, utc_time, process_guid, user_id] = packed
+            .clone()
+            .map(|r| r.map(|r| Cow::Borrowed(&arena[r.start as usize..r.end as usize])));
+        Sysmon {
+            image,
+            query_name,
+            query_status,
+            query_results,
+            computer,
+            utc_time,
+            process_guid,
+            user_id,
+        }
+    }
+}
+
 /// Why a record was not counted, or what in it was doubtful.
 pub type Problem = String;
 
