@@ -1009,6 +1009,9 @@ fn read_json_lines(
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
+                    // The line being read when reading failed is not read
+                    // (as one thread, reading a line at a time, leaves it).
+                    job.text.truncate(last_lf.map_or(0, |i| i + 1));
                     (failed, ended) = (Some(e), true);
                     break;
                 }
@@ -1446,6 +1449,42 @@ mod tests {
             let one = items(read_json_1, &data, 64);
             prop_assert_eq!(&items(read_json_3, &data, 64), &one);
             prop_assert_eq!(&items(read_json_reparsing, &data, 64), &one);
+        }
+    }
+
+    /// Reading that fails mid-line (a gzip stream cut short, as the fuzz
+    /// target found) leaves that line unread on three threads as on one:
+    /// the lines before it count, and the error ends the file.
+    #[test]
+    fn json_lines_cut_by_a_read_error_read_as_on_one_thread() {
+        /// Gives `data`, then an error.
+        struct Failing(Cursor<Vec<u8>>);
+        impl Read for Failing {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                match self.0.read(buf)? {
+                    0 => Err(std::io::Error::other("stream cut short")),
+                    n => Ok(n),
+                }
+            }
+        }
+        let record =
+            "{\"EventID\": 22, \"SourceName\": \"Microsoft-Windows-Sysmon\", \"QueryName\": \"a.pastebin.com\"}\n";
+        for cut in [0, 1, 40, record.len() - 1] {
+            let mut data = record.repeat(20).into_bytes();
+            data.extend_from_slice(&record.as_bytes()[..cut]);
+            let read = |threads: usize| {
+                let mut out = Vec::new();
+                let input = Box::new(BufReader::with_capacity(64, Failing(Cursor::new(data.clone()))));
+                let got = read_json(input, &mut |item| out.push(matches!(item, Item::Record(_))), threads);
+                (got.map_err(|e| e.to_string()), out)
+            };
+            let one = read(1);
+            assert_eq!(
+                one,
+                (Err("stream cut short".to_string()), vec![true; 20]),
+                "cut at {cut}"
+            );
+            assert_eq!(read(3), one, "cut at {cut}");
         }
     }
 
