@@ -986,10 +986,10 @@ fn read_json_lines(
                 if job.text.len() > MAX_RECORD_BYTES {
                     job.text.clear();
                     match skip_line(&mut *input) {
-                        Ok(()) => {}
+                        Ok(()) => job.too_long = Some(number + 1),
+                        // cut short by the error: not a line (as below)
                         Err(e) => (failed, ended) = (Some(e), true),
                     }
-                    job.too_long = Some(number + 1);
                     break;
                 }
             }
@@ -1469,9 +1469,14 @@ mod tests {
         }
         let record =
             "{\"EventID\": 22, \"SourceName\": \"Microsoft-Windows-Sysmon\", \"QueryName\": \"a.pastebin.com\"}\n";
-        for cut in [0, 1, 40, record.len() - 1] {
+        for cut in [0, 1, 40, record.len() - 1, MAX_RECORD_BYTES + 100_000] {
             let mut data = record.repeat(20).into_bytes();
-            data.extend_from_slice(&record.as_bytes()[..cut]);
+            if cut > record.len() {
+                // a line over the bound, its end never read
+                data.resize(data.len() + cut, b'x');
+            } else {
+                data.extend_from_slice(&record.as_bytes()[..cut]);
+            }
             let read = |threads: usize| {
                 let mut out = Vec::new();
                 let input = Box::new(BufReader::with_capacity(64, Failing(Cursor::new(data.clone()))));
