@@ -148,8 +148,9 @@ pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     // in file order.
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let workers = cores.min(paths.len()).max(1);
-    // Fewer files than cores (one large EVTX file is the usual case): each
-    // worker's EVTX chunks are rendered by its share of the cores.
+    // Fewer files than cores (one large file is the usual case): each
+    // worker's file is read on its share of the cores (EVTX chunks, runs of
+    // JSON lines; `read::read_file`).
     let threads = cores / workers;
     // A bar on stderr, only for a person watching it: the bytes read (of
     // the files as they are on disk, compressed or not) over their total.
