@@ -17,7 +17,8 @@ pub const JOBS_IN_FLIGHT: usize = 4;
 /// no new one while those out weigh more than `budget` by `weight` (the
 /// bytes they hold), so memory is bounded whatever the jobs' sizes. A
 /// panic in `work` (a bug) is carried back and resumed here when its job's
-/// turn comes, as if the work had run on this thread.
+/// turn comes, as if the work had run on this thread. With one thread, the
+/// work runs here, job by job: the readers have one path for any count.
 pub fn in_order<J: Send, R: Send>(
     threads: usize,
     (weight, budget): (&dyn Fn(&J) -> usize, usize),
@@ -25,7 +26,13 @@ pub fn in_order<J: Send, R: Send>(
     work: &(dyn Fn(J) -> R + Sync),
     take: &mut dyn FnMut(R),
 ) {
-    let in_flight = (threads.max(1) * JOBS_IN_FLIGHT) as u64;
+    if threads <= 1 {
+        while let Some(job) = next() {
+            take(work(job));
+        }
+        return;
+    }
+    let in_flight = (threads * JOBS_IN_FLIGHT) as u64;
     // The weights of the jobs out, oldest first, and their sum.
     let mut weights = std::collections::VecDeque::new();
     let mut out_weight = 0usize;
@@ -33,7 +40,7 @@ pub fn in_order<J: Send, R: Send>(
     let to_work = Mutex::new(to_work);
     let (worked, done) = mpsc::channel::<(u64, std::thread::Result<R>)>();
     std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads.max(1))
+        let workers: Vec<_> = (0..threads)
             .map(|_| {
                 let (to_work, worked) = (&to_work, worked.clone());
                 scope.spawn(move || loop {
