@@ -633,30 +633,54 @@ struct Brackets {
 }
 
 impl Brackets {
-    /// Follow `bytes`; whether every bracket opened so far is closed, or
-    /// the text is broken (a line end inside a string): time to parse it.
+    /// Follow `bytes`, one line (an LF only at its end); whether every
+    /// bracket opened so far is closed, or the text is broken (a line end
+    /// inside a string): time to parse it.
     fn feed(&mut self, bytes: &[u8]) -> bool {
-        for &b in bytes {
+        self.line(bytes, 0).1
+    }
+
+    /// [`Self::feed`] the line of `text` that starts at `at`: where the next
+    /// line starts (after the LF, or at the end of `text`), and whether it
+    /// is time to parse. A string's bytes are passed over by `memchr3`, the
+    /// rest a byte at a time.
+    #[inline]
+    fn line(&mut self, text: &[u8], mut at: usize) -> (usize, bool) {
+        while at < text.len() {
             if self.in_string {
+                if self.escaped {
+                    if text[at] == b'\n' {
+                        return (at + 1, true);
+                    }
+                    self.escaped = false;
+                    at += 1;
+                    continue;
+                }
+                let Some(i) = memchr::memchr3(b'"', b'\\', b'\n', &text[at..]) else {
+                    return (text.len(), false);
+                };
+                let b = text[at + i];
+                at += i + 1;
                 match b {
+                    b'"' => self.in_string = false,
+                    b'\\' => self.escaped = true,
                     // Never inside a JSON string: the object is broken,
                     // and parsing it tells where.
-                    b'\n' => return true,
-                    _ if self.escaped => self.escaped = false,
-                    b'\\' => self.escaped = true,
-                    b'"' => self.in_string = false,
-                    _ => {}
+                    _ => return (at, true),
                 }
                 continue;
             }
+            let b = text[at];
+            at += 1;
             match b {
                 b'"' => self.in_string = true,
                 b'{' | b'[' => self.depth += 1,
                 b'}' | b']' => self.depth = self.depth.saturating_sub(1),
+                b'\n' => return (at, self.depth == 0),
                 _ => {}
             }
         }
-        self.depth == 0 && !self.in_string
+        (at, self.depth == 0 && !self.in_string)
     }
 }
 
@@ -1480,6 +1504,59 @@ mod tests {
                 "cut at {cut}"
             );
             assert_eq!(read(3), one, "cut at {cut}");
+        }
+    }
+
+    /// The brackets followed as they were, a byte at a time: the oracle of
+    /// [`Brackets::line`].
+    fn brackets_by_bytes(b: &mut Brackets, bytes: &[u8]) -> bool {
+        for &c in bytes {
+            if b.in_string {
+                match c {
+                    b'\n' => return true,
+                    _ if b.escaped => b.escaped = false,
+                    b'\\' => b.escaped = true,
+                    b'"' => b.in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match c {
+                b'"' => b.in_string = true,
+                b'{' | b'[' => b.depth += 1,
+                b'}' | b']' => b.depth = b.depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        b.depth == 0 && !b.in_string
+    }
+
+    proptest! {
+        /// Lines of brackets, quotes and escapes are followed as a byte at
+        /// a time follows them: the same answers, and the same state after
+        /// each line but one broken inside a string.
+        #[test]
+        fn brackets_follow_lines_as_byte_by_byte(
+            text in prop::collection::vec(prop::sample::select(b"{}[]\"\\\n a:,".to_vec()), 0..300),
+        ) {
+            let (mut fast, mut slow) = (Brackets::default(), Brackets::default());
+            let mut at = 0;
+            while at < text.len() {
+                let (end, closed) = fast.line(&text, at);
+                let line = &text[at..end];
+                prop_assert!(line.iter().position(|b| *b == b'\n').is_none_or(|i| i + 1 == line.len()));
+                prop_assert_eq!(closed, brackets_by_bytes(&mut slow, line));
+                prop_assert!(end > at);
+                at = end;
+                if !slow.in_string || !line.ends_with(b"\n") {
+                    prop_assert_eq!(
+                        (fast.depth, fast.in_string, fast.escaped),
+                        (slow.depth, slow.in_string, slow.escaped)
+                    );
+                } else {
+                    (fast, slow) = (Brackets::default(), Brackets::default());
+                }
+            }
         }
     }
 
