@@ -7,6 +7,8 @@
 //! * `cli`: the command line, the loop feeding the engine, the output formats;
 //! * `read`: format detection and one reader per format;
 //! * `ordered`: one file's pieces read on every core, taken back in order;
+//! * `pretty`: a file of pretty-printed JSON objects parsed in runs on every
+//!   core, the one-thread reader in `read` taking any object a run stops at;
 //! * [`record`]: the Sysmon add-on's field extraction for EventCode 22;
 //! * [`json`]: a JSON record's fields read from its text, without its tree.
 //!
@@ -19,6 +21,8 @@ mod cli;
 pub mod json;
 #[cfg(feature = "scan")]
 mod ordered;
+#[cfg(feature = "scan")]
+mod pretty;
 #[cfg(feature = "scan")]
 pub mod read;
 pub mod record;

@@ -4,6 +4,7 @@
 
 use super::json;
 use super::ordered;
+use super::pretty;
 use super::record::{self, Sysmon};
 use memchr::memmem::Finder;
 use std::fs::File;
@@ -621,12 +622,12 @@ impl ArraySplitter {
 /// many as came before it) are read, then read again from the break; after
 /// a broken object the next is parsed at 1, 2, 4, … lines again, so that a
 /// file of broken lines is not read this many times over.
-const FIRST_CHECK_LINES: u64 = 64;
+pub(super) const FIRST_CHECK_LINES: u64 = 64;
 
 /// Where a JSON text's brackets stand, outside its strings: how
 /// [`read_json`] tells, without parsing, that a long object may have closed.
 #[derive(Debug, Default)]
-struct Brackets {
+pub(super) struct Brackets {
     depth: usize,
     in_string: bool,
     escaped: bool,
@@ -636,7 +637,7 @@ impl Brackets {
     /// Follow `bytes`, one line (an LF only at its end); whether every
     /// bracket opened so far is closed, or the text is broken (a line end
     /// inside a string): time to parse it.
-    fn feed(&mut self, bytes: &[u8]) -> bool {
+    pub(super) fn feed(&mut self, bytes: &[u8]) -> bool {
         self.line(bytes, 0).1
     }
 
@@ -645,7 +646,7 @@ impl Brackets {
     /// is time to parse. A string's bytes are passed over by `memchr3`, the
     /// rest a byte at a time.
     #[inline]
-    fn line(&mut self, text: &[u8], mut at: usize) -> (usize, bool) {
+    pub(super) fn line(&mut self, text: &[u8], mut at: usize) -> (usize, bool) {
         while at < text.len() {
             if self.in_string {
                 if self.escaped {
@@ -755,14 +756,21 @@ fn read_json(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>), thread
     // The last object parsed was broken: the next is parsed from its first
     // line on, so that a run of broken lines is not read again and again.
     let mut broken = false;
+    // Pretty-printed objects were handed to other threads (once a file).
+    let mut handed_over = false;
+    // Reading failed after the text handed back from them.
+    let mut failed_after: Option<std::io::Error> = None;
     loop {
         let (n, too_long) = if replayed < replay.len() {
             let rest = &replay[replayed..];
             let n = memchr::memchr(b'\n', rest).map_or(rest.len(), |i| i + 1);
             line.clear();
-            line.extend_from_slice(&rest[..n]);
+            // (a line handed back is kept as `read_line_bounded` keeps it)
+            line.extend_from_slice(&rest[..n.min(MAX_RECORD_BYTES + 1)]);
             replayed += n;
-            (n, false)
+            (n, n > MAX_RECORD_BYTES)
+        } else if let Some(e) = failed_after.take() {
+            return Err(e);
         } else {
             read_line_bounded(&mut *input, &mut line, MAX_RECORD_BYTES)?
         };
@@ -886,6 +894,16 @@ fn read_json(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>), thread
             debug_assert!(pending.is_empty() && replayed >= replay.len());
             return read_json_lines(input, number, each, threads);
         }
+        // Pretty-printed objects, the last one whole: the rest is read on
+        // every core, up to the first object this loop must read.
+        let between = pending.is_empty() && !broken && replayed >= replay.len();
+        if one_per_line == Some(false) && between && !handed_over {
+            handed_over = true;
+            let Some(back) = pretty::read_objects(&mut *input, number, each, threads)? else {
+                return Ok(());
+            };
+            (replay, replayed, number, failed_after) = (back.text, 0, back.before, back.failed);
+        }
     }
     if !pending.is_empty() {
         each(Item::Warning(format!(
@@ -933,10 +951,10 @@ struct LinesJob {
 /// A run of JSON lines read: its records packed in one arena, and its
 /// warnings, in order; the job's buffer back for the next.
 #[derive(Default)]
-struct LinesRead {
-    arena: String,
-    items: Vec<Result<record::Packed, String>>,
-    text: Vec<u8>,
+pub(super) struct LinesRead {
+    pub(super) arena: String,
+    pub(super) items: Vec<Result<record::Packed, String>>,
+    pub(super) text: Vec<u8>,
 }
 
 /// The rest of a JSON-lines file after line `number`, every line parsed on
@@ -1079,7 +1097,7 @@ fn read_json_lines(
 
 /// A parsed JSON object's record (or its warnings) to `each`; `place`
 /// names it, and is asked only for a warning.
-fn json_record(v: &json::Fields<'_>, place: &dyn Fn() -> String, each: &mut dyn FnMut(Item<'_>)) {
+pub(super) fn json_record(v: &json::Fields<'_>, place: &dyn Fn() -> String, each: &mut dyn FnMut(Item<'_>)) {
     if !v.object {
         each(Item::Warning(format!("{}: not a JSON object", place())));
         return;
@@ -1431,7 +1449,9 @@ mod tests {
                 data.push_str("  \"QueryName\": \"q.pastebin.com\"\n}\n");
             }
             let data = data.into_bytes();
-            prop_assert_eq!(items(read_json_1, &data, 1 << 12), items(read_json_reparsing, &data, 1 << 12));
+            let oracle = items(read_json_reparsing, &data, 1 << 12);
+            prop_assert_eq!(&items(read_json_1, &data, 1 << 12), &oracle);
+            prop_assert_eq!(&items(read_json_3, &data, 1 << 12), &oracle);
         }
     }
 
@@ -1558,6 +1578,89 @@ mod tests {
                 }
             }
         }
+
+        /// Pretty-printed objects, some broken, some not starting a line with
+        /// `{`, some longer than 64 lines, between blank and stray lines,
+        /// read in runs of a few hundred bytes on one thread and on three:
+        /// the records and warnings, at the same lines, of the reader that
+        /// parsed at every line.
+        #[test]
+        fn pretty_json_read_in_runs_reads_as_reparsing(
+            objects in prop::collection::vec((
+                // (a number and a boolean are read with a warning)
+                prop::sample::select(vec!["\"a.pastebin.com\"", "\"b.example.com\"", "\"c\\\"{[.ngrok.io\"", "7", "true"]),
+                0usize..70,
+                prop::sample::select(vec!["", "\n", "  ", "x", "Record 7", "]", "{", "  {", "\"", "\"cut"]),
+                prop::sample::select(vec!["{", " {", "[", "{\"EventID\": 22}"]),
+                any::<bool>(),
+            ), 1..12),
+            crlf in any::<bool>(),
+            last_lf in any::<bool>(),
+        ) {
+            let mut lines: Vec<String> = vec!["{\"EventID\": 1,".into(), "\"a\": 2}".into()];
+            for (name, extra, between, open, broken) in &objects {
+                lines.push(open.to_string());
+                lines.push("  \"Event\": {\"System\": {\"EventID\": 22, \"Computer\": \"PC\",".into());
+                lines.push("    \"Provider\": {\"#attributes\": {\"Name\": \"Microsoft-Windows-Sysmon\"}}},".into());
+                for k in 0..*extra {
+                    lines.push(format!("    \"k{k}\": [\"}}\", {k}],"));
+                }
+                if *broken {
+                    lines.push("    \"bad\": tru,".into());
+                }
+                lines.push(format!("    \"EventData\": {{\"QueryName\": {name}, \"Image\": \"C:\\\\x.exe\"}}"));
+                lines.push("  }".into());
+                lines.push("}".into());
+                lines.push(between.to_string());
+            }
+            let mut data = lines.join(if crlf { "\r\n" } else { "\n" });
+            if last_lf {
+                data.push('\n');
+            }
+            let data = data.into_bytes();
+            let oracle = items(read_json_reparsing, &data, 64);
+            prop_assert_eq!(&items(read_json_1, &data, 64), &oracle);
+            prop_assert_eq!(&items(read_json_3, &data, 100), &oracle);
+        }
+    }
+
+    /// Reading that fails inside a pretty-printed object ends the file
+    /// there, on three threads as on one: the objects before it count.
+    #[test]
+    fn pretty_json_cut_by_a_read_error_reads_the_objects_before() {
+        /// Gives `data`, then an error.
+        struct Failing(Cursor<Vec<u8>>);
+        impl Read for Failing {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                match self.0.read(buf)? {
+                    0 => Err(std::io::Error::other("stream cut short")),
+                    n => Ok(n),
+                }
+            }
+        }
+        let record = "{\n  \"EventID\": 22,\n  \"SourceName\": \"Microsoft-Windows-Sysmon\",\n  \"QueryName\": \"a.pastebin.com\"\n}\n";
+        for cut in [0, 1, 5, record.len() - 1, MAX_RECORD_BYTES + 100_000] {
+            let mut data = record.repeat(20).into_bytes();
+            if cut > record.len() {
+                // a line over the bound, its end never read
+                data.resize(data.len() + cut, b'x');
+            } else {
+                data.extend_from_slice(&record.as_bytes()[..cut]);
+            }
+            let read = |threads: usize| {
+                let mut out = Vec::new();
+                let input = Box::new(BufReader::with_capacity(64, Failing(Cursor::new(data.clone()))));
+                let got = read_json(input, &mut |item| out.push(matches!(item, Item::Record(_))), threads);
+                (got.map_err(|e| e.to_string()), out)
+            };
+            let one = read(1);
+            assert_eq!(
+                one,
+                (Err("stream cut short".to_string()), vec![true; 20]),
+                "cut at {cut}"
+            );
+            assert_eq!(read(3), one, "cut at {cut}");
+        }
     }
 
     /// A line longer than the bound is skipped, not held: what follows it
@@ -1597,6 +1700,24 @@ mod tests {
         assert_eq!(got.len(), 6);
         assert_eq!(got[3], format!("line 4: longer than {MAX_RECORD_BYTES} bytes, skipped"));
         assert_eq!(got[5], format!("line 6: longer than {MAX_RECORD_BYTES} bytes, skipped"));
+        // After pretty-printed objects (read in runs, the long line handed
+        // back to the one-thread reader), with or without a `{` first.
+        let pretty = "{\n  \"EventID\": 22,\n  \"SourceName\": \"Microsoft-Windows-Sysmon\",\n  \"QueryName\": \"a.pastebin.com\"\n}\n";
+        for first in ["", "{\"a\": \""] {
+            let mut data = pretty.repeat(3).into_bytes();
+            data.extend_from_slice(first.as_bytes());
+            data.resize(data.len() + MAX_RECORD_BYTES + 300_000, b'x');
+            data.extend_from_slice(b"\n");
+            data.extend_from_slice(pretty.as_bytes());
+            let got = items(read_json_1, &data, 1 << 16);
+            assert_eq!(items(read_json_3, &data, 1 << 16), got);
+            assert_eq!(got.len(), 5, "{first}");
+            assert!(got.iter().enumerate().all(|(i, g)| (i == 3) != g.starts_with("Sysmon")));
+            assert_eq!(
+                got[3],
+                format!("line 16: longer than {MAX_RECORD_BYTES} bytes, skipped")
+            );
+        }
     }
 
     /// Events with no line end between them (as `wevtutil qe /f:xml`

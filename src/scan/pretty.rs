@@ -1,0 +1,302 @@
+//! Pretty-printed JSON objects parsed on every core, the records and
+//! warnings still those that reading on one thread gives.
+//!
+//! [`read_json`](super::read) reads one object after another a line at a
+//! time, following brackets to learn where each ends, and parses each: one
+//! thread did all of it (27 times `cat` on 200 MB). Here the reading thread
+//! only reads buffers and cuts them into runs of about [`A_JOB`] bytes, each
+//! just before a line that starts with `{` (where a printer such as
+//! `evtx_dump` or `jq` starts each object); threads find the objects of each
+//! run and parse them.
+//!
+//! Where a run was cut is a guess, so the threads check it: they follow
+//! exactly the rule of the one-thread reader for an object that parses
+//! (its lines from the first that is not blank to the first after which its
+//! brackets are closed, with the same parses at 64, 128, … lines), and stop
+//! at anything else: an object that does not parse, a line over the bound,
+//! or a run ending inside an object. The one-thread reader then takes over
+//! from that object's first line, with the text read ahead handed back to
+//! it, and reads the rest of the file. So every broken object, every object
+//! a cut fell into, and the end of the file are read by the one code that
+//! words their warnings.
+
+use super::ordered;
+use super::read::{json_record, Brackets, Item, LinesRead, FIRST_CHECK_LINES, MAX_RECORD_BYTES};
+use super::{json, record::Sysmon};
+use std::cell::{Cell, RefCell};
+use std::io::BufRead;
+
+/// Bytes of text the reading thread hands a thread at a time (in the unit
+/// tests a few hundred, so that short texts make many runs).
+const A_JOB: usize = if cfg!(test) { 300 } else { 256 << 10 };
+
+/// A run with no line starting with `{` for this many bytes is no run of
+/// pretty-printed objects: the one-thread reader takes the rest.
+const NO_CUT_BEYOND: usize = 4 * A_JOB;
+
+/// A run of lines for a thread: the number of the line before its first,
+/// and its text.
+struct Job {
+    before: u64,
+    text: Vec<u8>,
+}
+
+/// What a thread made of a run: its objects' records and warnings, and
+/// where it stopped, if before the run's end.
+#[derive(Default)]
+struct Run {
+    read: LinesRead,
+    /// The object the one-thread reader must take: its first byte in the
+    /// run's text, and the number of the line before it.
+    stop: Option<(usize, u64)>,
+}
+
+/// What the one-thread reader must read before the rest of the input:
+/// the text read ahead from the first object it has to take.
+pub struct Handback {
+    /// The text, from the first line of that object; whole lines, but for
+    /// a last line the input ended or failed in.
+    pub text: Vec<u8>,
+    /// The number of the line before it.
+    pub before: u64,
+    /// Reading failed after the text: the error, to be returned once the
+    /// text is read.
+    pub failed: Option<std::io::Error>,
+}
+
+/// Read the rest of a file of pretty-printed objects after line `number`
+/// (the one-thread reader stands between two objects, none broken), on
+/// `threads` threads. `Ok(None)` when every object was read here;
+/// otherwise what the one-thread reader must read on with.
+pub fn read_objects(
+    input: &mut dyn BufRead,
+    mut number: u64,
+    each: &mut dyn FnMut(Item<'_>),
+    threads: usize,
+) -> std::io::Result<Option<Handback>> {
+    let spare: RefCell<Vec<Vec<u8>>> = Default::default();
+    let mut failed: Option<std::io::Error> = None;
+    let mut ended = false;
+    // The text read past the last run's cut: the next run's start.
+    let mut carry: Vec<u8> = Vec::new();
+    // The one-thread reader must take over: no more runs.
+    let stop = Cell::new(false);
+    // A run with no cut (see `NO_CUT_BEYOND`): the carry is its text, from
+    // the line after this one.
+    let mut gave_up: Option<u64> = None;
+    let mut next = || {
+        if ended || stop.get() {
+            return None;
+        }
+        let mut text = spare.borrow_mut().pop().unwrap_or_default();
+        text.clear();
+        text.append(&mut carry);
+        // Where the last line starting with `{` starts (not the first
+        // line: a run is never empty).
+        let mut cut = memchr::memmem::rfind(&text, b"\n{").map(|lf| lf + 1);
+        loop {
+            if text.len() >= A_JOB {
+                if let Some(at) = cut {
+                    carry.extend_from_slice(&text[at..]);
+                    text.truncate(at);
+                    break;
+                }
+                if text.len() > NO_CUT_BEYOND {
+                    carry = text;
+                    gave_up = Some(number);
+                    return None;
+                }
+            }
+            match input.fill_buf() {
+                Ok([]) => {
+                    ended = true;
+                    break;
+                }
+                Ok(buf) => {
+                    // (an LF ending the text before may be the cut's)
+                    let from = text.len().saturating_sub(1);
+                    text.extend_from_slice(buf);
+                    let n = buf.len();
+                    input.consume(n);
+                    if let Some(lf) = memchr::memmem::rfind(&text[from..], b"\n{") {
+                        cut = Some(from + lf + 1);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // The line reading failed in is not read (the
+                    // one-thread reader, reading it, meets the error).
+                    (failed, ended) = (Some(e), true);
+                    text.truncate(memchr::memrchr(b'\n', &text).map_or(0, |i| i + 1));
+                    break;
+                }
+            }
+        }
+        let job = Job { before: number, text };
+        number += memchr::memchr_iter(b'\n', &job.text).count() as u64
+            + u64::from(job.text.last().is_some_and(|b| *b != b'\n'));
+        (!job.text.is_empty()).then_some(job)
+    };
+    // The one-thread reader's text, from the first object a thread stopped at.
+    let mut handback: Option<Handback> = None;
+    let weight = |job: &Job| job.text.len();
+    ordered::in_order(
+        threads,
+        (&weight, 2 * MAX_RECORD_BYTES),
+        &mut next,
+        &objects,
+        &mut |run: Run| {
+            let text = run.read.text;
+            if let Some(h) = &mut handback {
+                // read ahead past the stop: the one-thread reader's
+                h.text.extend_from_slice(&text);
+            } else {
+                for item in run.read.items {
+                    match item {
+                        Ok(packed) => each(Item::Record(Sysmon::unpack(&packed, &run.read.arena))),
+                        Err(w) => each(Item::Warning(w)),
+                    }
+                }
+                if let Some((at, before)) = run.stop {
+                    stop.set(true);
+                    handback = Some(Handback {
+                        text: text[at..].to_vec(),
+                        before,
+                        failed: None,
+                    });
+                }
+            }
+            spare.borrow_mut().push(text);
+        },
+    );
+    let mut handback = match (handback, gave_up) {
+        (Some(mut h), _) => {
+            h.text.append(&mut carry);
+            h
+        }
+        (None, Some(before)) => Handback {
+            text: carry,
+            before,
+            failed: None,
+        },
+        // Every object read here (or reading failed after the last).
+        (None, None) => return failed.map_or(Ok(None), Err),
+    };
+    if !ended {
+        // Stopped early: the text's last line is read to its end.
+        finish_line(input, &mut handback.text, &mut failed);
+    }
+    handback.failed = failed;
+    Ok(Some(handback))
+}
+
+/// Read the rest of the last line of `text` (begun, not ended) from
+/// `input`, keeping at most `MAX_RECORD_BYTES + 1` bytes of it, as the
+/// one-thread reader keeps of a line (one longer than the bound is skipped
+/// as too long). When reading fails, the line is dropped, unread.
+fn finish_line(input: &mut dyn BufRead, text: &mut Vec<u8>, failed: &mut Option<std::io::Error>) {
+    let line_start = memchr::memrchr(b'\n', text).map_or(0, |i| i + 1);
+    if line_start == text.len() {
+        return;
+    }
+    loop {
+        let buf = match input.fill_buf() {
+            Ok([]) => return,
+            Ok(buf) => buf,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                *failed = Some(e);
+                text.truncate(line_start);
+                return;
+            }
+        };
+        let (n, done) = match memchr::memchr(b'\n', buf) {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        let room = (MAX_RECORD_BYTES + 1).saturating_sub(text.len() - line_start);
+        text.extend_from_slice(&buf[..n.min(room)]);
+        input.consume(n);
+        if done {
+            return;
+        }
+    }
+}
+
+/// A thread's work: the objects of one run, each parsed where the
+/// one-thread reader would parse it, up to the first object that reader
+/// must take (module doc).
+fn objects(job: Job) -> Run {
+    let mut run = Run::default();
+    let read = &mut run.read;
+    let text = &job.text[..];
+    let mut number = job.before;
+    // The object begun: its first byte and the number of the line before.
+    let mut object: Option<(usize, u64)> = None;
+    let mut brackets = Brackets::default();
+    let mut spans = 0u64;
+    let mut at = 0;
+    while at < text.len() {
+        let line = at;
+        number += 1;
+        let (start, before) = match object {
+            Some(o) => o,
+            None => {
+                // A blank line: whitespace up to its LF (or the end).
+                let blank = text[at..].iter().find(|b| !b.is_ascii_whitespace() || **b == b'\n');
+                if blank.is_none_or(|b| *b == b'\n') {
+                    at = memchr::memchr(b'\n', &text[at..]).map_or(text.len(), |i| at + i + 1);
+                    if at - line > MAX_RECORD_BYTES {
+                        // too long, even blank: the one-thread reader's
+                        run.stop = Some((line, number - 1));
+                        break;
+                    }
+                    continue;
+                }
+                brackets = Brackets::default();
+                spans = 0;
+                *object.insert((at, number - 1))
+            }
+        };
+        spans += 1;
+        let closed;
+        (at, closed) = brackets.line(text, at);
+        if at - line > MAX_RECORD_BYTES {
+            run.stop = object;
+            break;
+        }
+        let parsed = if closed {
+            json::parse(&text[start..at])
+        } else if at - start > MAX_RECORD_BYTES {
+            run.stop = object;
+            break;
+        } else if spans >= FIRST_CHECK_LINES && spans.is_power_of_two() {
+            // The one-thread reader parses it here, and reads on only when
+            // the text ends too soon.
+            match json::parse(&text[start..at]) {
+                Err(e) if e.is_eof() => continue,
+                _ => {
+                    run.stop = object;
+                    break;
+                }
+            }
+        } else {
+            continue;
+        };
+        let Ok(v) = parsed else {
+            run.stop = object;
+            break;
+        };
+        json_record(&v, &|| format!("line {}", before + 1), &mut |item| match item {
+            Item::Record(s) => read.items.push(Ok(s.pack(&mut read.arena))),
+            Item::Warning(w) => read.items.push(Err(w)),
+        });
+        object = None;
+    }
+    if run.stop.is_none() {
+        // The run ended inside an object: it is the one-thread reader's.
+        run.stop = object;
+    }
+    run.read.text = job.text;
+    run
+}
