@@ -2,8 +2,9 @@
 //! EVTX chunk by chunk, JSON lines and arrays, XmlWinEventLog. Whatever the
 //! bytes, reading ends with records, warnings or a reason the input was
 //! skipped: never a panic, a hang or unbounded memory. Read by one thread
-//! and with EVTX chunks rendered by three, it gives the same items in the
-//! same order.
+//! and by three (EVTX chunks rendered, JSON lines and pretty-printed
+//! objects parsed in runs of a few hundred bytes), it gives the same items
+//! in the same order.
 #![no_main]
 
 use abusedweb::scan::read::{read_input, Item};

@@ -27,8 +27,9 @@ use std::cell::{Cell, RefCell};
 use std::io::BufRead;
 
 /// Bytes of text the reading thread hands a thread at a time (in the unit
-/// tests a few hundred, so that short texts make many runs).
-const A_JOB: usize = if cfg!(test) { 300 } else { 256 << 10 };
+/// tests and under the fuzzers a few hundred, so that short texts make many
+/// runs).
+const A_JOB: usize = if cfg!(test) || cfg!(fuzzing) { 300 } else { 256 << 10 };
 
 /// A run with no line starting with `{` for this many bytes is no run of
 /// pretty-printed objects: the one-thread reader takes the rest.

@@ -937,8 +937,9 @@ fn json_line(line: &[u8], number: u64, each: &mut dyn FnMut(Item<'_>)) {
 }
 
 /// Bytes of lines [`read_json_lines`] hands a thread at a time (in the
-/// unit tests a few lines, so that short texts make many jobs).
-const JSON_LINES_A_JOB: usize = if cfg!(test) { 300 } else { 256 << 10 };
+/// unit tests and under the fuzzers a few lines, so that short texts make
+/// many jobs).
+const JSON_LINES_A_JOB: usize = if cfg!(test) || cfg!(fuzzing) { 300 } else { 256 << 10 };
 
 /// A run of JSON lines for a thread: the number of the line before the
 /// first, the lines, and a line after them skipped for its length.
