@@ -7,6 +7,7 @@
 //! * `cli`: the command line, the loop feeding the engine, the output formats;
 //! * `read`: format detection and one reader per format;
 //! * `ordered`: one file's pieces read on every core, taken back in order;
+//! * `runs`: a file's text cut into runs of whole records for threads;
 //! * `pretty`: a file of pretty-printed JSON objects parsed in runs on every
 //!   core, the one-thread reader in `read` taking any object a run stops at;
 //! * [`record`]: the Sysmon add-on's field extraction for EventCode 22;
@@ -26,6 +27,8 @@ mod pretty;
 #[cfg(feature = "scan")]
 pub mod read;
 pub mod record;
+#[cfg(feature = "scan")]
+mod runs;
 
 #[cfg(feature = "scan")]
 pub use cli::*;

@@ -4,7 +4,8 @@
 //! [`read_json`](super::read) reads one object after another a line at a
 //! time, following brackets to learn where each ends, and parses each: one
 //! thread did all of it (27 times `cat` on 200 MB). Here the reading thread
-//! only reads buffers and cuts them into runs of about [`A_JOB`] bytes, each
+//! only reads buffers and cuts them into runs of about
+//! [`A_JOB`](super::runs::A_JOB) bytes, each
 //! just before a line that starts with `{` (where a printer such as
 //! `evtx_dump` or `jq` starts each object); threads find the objects of each
 //! run and parse them.
@@ -22,25 +23,10 @@
 
 use super::ordered;
 use super::read::{json_record, Brackets, Item, LinesRead, FIRST_CHECK_LINES, MAX_RECORD_BYTES};
+use super::runs::{Job, OnError, Runs};
 use super::{json, record::Sysmon};
 use std::cell::{Cell, RefCell};
 use std::io::BufRead;
-
-/// Bytes of text the reading thread hands a thread at a time (in the unit
-/// tests and under the fuzzers a few hundred, so that short texts make many
-/// runs).
-const A_JOB: usize = if cfg!(test) || cfg!(fuzzing) { 300 } else { 256 << 10 };
-
-/// A run with no line starting with `{` for this many bytes is no run of
-/// pretty-printed objects: the one-thread reader takes the rest.
-const NO_CUT_BEYOND: usize = 4 * A_JOB;
-
-/// A run of lines for a thread: the number of the line before its first,
-/// and its text.
-struct Job {
-    before: u64,
-    text: Vec<u8>,
-}
 
 /// What a thread made of a run: its objects' records and warnings, and
 /// where it stopped, if before the run's end.
@@ -50,6 +36,8 @@ struct Run {
     /// The object the one-thread reader must take: its first byte in the
     /// run's text, and the number of the line before it.
     stop: Option<(usize, u64)>,
+    /// How much of `read.text` (the run's buffer) is its text.
+    len: usize,
 }
 
 /// What the one-thread reader must read before the rest of the input:
@@ -71,86 +59,32 @@ pub struct Handback {
 /// otherwise what the one-thread reader must read on with.
 pub fn read_objects(
     input: &mut dyn BufRead,
-    mut number: u64,
+    number: u64,
     each: &mut dyn FnMut(Item<'_>),
     threads: usize,
 ) -> std::io::Result<Option<Handback>> {
     let spare: RefCell<Vec<Vec<u8>>> = Default::default();
-    let mut failed: Option<std::io::Error> = None;
-    let mut ended = false;
-    // The text read past the last run's cut: the next run's start.
-    let mut carry: Vec<u8> = Vec::new();
+    let mut runs = Runs::new(input, number, b"\n{", 1, OnError::Lines);
     // The one-thread reader must take over: no more runs.
     let stop = Cell::new(false);
-    // A run with no cut (see `NO_CUT_BEYOND`): the carry is its text, from
-    // the line after this one.
-    let mut gave_up: Option<u64> = None;
     let mut next = || {
-        if ended || stop.get() {
-            return None;
-        }
-        let mut text = spare.borrow_mut().pop().unwrap_or_default();
-        text.clear();
-        text.append(&mut carry);
-        // Where the last line starting with `{` starts (not the first
-        // line: a run is never empty).
-        let mut cut = memchr::memmem::rfind(&text, b"\n{").map(|lf| lf + 1);
-        loop {
-            if text.len() >= A_JOB {
-                if let Some(at) = cut {
-                    carry.extend_from_slice(&text[at..]);
-                    text.truncate(at);
-                    break;
-                }
-                if text.len() > NO_CUT_BEYOND {
-                    carry = text;
-                    gave_up = Some(number);
-                    return None;
-                }
-            }
-            match input.fill_buf() {
-                Ok([]) => {
-                    ended = true;
-                    break;
-                }
-                Ok(buf) => {
-                    // (an LF ending the text before may be the cut's)
-                    let from = text.len().saturating_sub(1);
-                    text.extend_from_slice(buf);
-                    let n = buf.len();
-                    input.consume(n);
-                    if let Some(lf) = memchr::memmem::rfind(&text[from..], b"\n{") {
-                        cut = Some(from + lf + 1);
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    // The line reading failed in is not read (the
-                    // one-thread reader, reading it, meets the error).
-                    (failed, ended) = (Some(e), true);
-                    text.truncate(memchr::memrchr(b'\n', &text).map_or(0, |i| i + 1));
-                    break;
-                }
-            }
-        }
-        let job = Job { before: number, text };
-        number += memchr::memchr_iter(b'\n', &job.text).count() as u64
-            + u64::from(job.text.last().is_some_and(|b| *b != b'\n'));
-        (!job.text.is_empty()).then_some(job)
+        let text = spare.borrow_mut().pop().unwrap_or_default();
+        (!stop.get()).then(|| runs.next(text)).flatten()
     };
     // The one-thread reader's text, from the first object a thread stopped at.
     let mut handback: Option<Handback> = None;
-    let weight = |job: &Job| job.text.len();
+    let weight = |job: &Job| job.buf.len();
     ordered::in_order(
         threads,
         (&weight, 2 * MAX_RECORD_BYTES),
         &mut next,
         &objects,
         &mut |run: Run| {
-            let text = run.read.text;
+            let (buf, len) = (run.read.text, run.len);
+            let text = &buf[..len];
             if let Some(h) = &mut handback {
                 // read ahead past the stop: the one-thread reader's
-                h.text.extend_from_slice(&text);
+                h.text.extend_from_slice(text);
             } else {
                 for item in run.read.items {
                     match item {
@@ -167,25 +101,26 @@ pub fn read_objects(
                     });
                 }
             }
-            spare.borrow_mut().push(text);
+            spare.borrow_mut().push(buf);
         },
     );
-    let mut handback = match (handback, gave_up) {
-        (Some(mut h), _) => {
-            h.text.append(&mut carry);
+    let mut handback = match handback {
+        Some(mut h) => {
+            h.text.append(&mut runs.carry);
             h
         }
-        (None, Some(before)) => Handback {
-            text: carry,
-            before,
+        None if runs.gave_up => Handback {
+            text: std::mem::take(&mut runs.carry),
+            before: runs.lfs,
             failed: None,
         },
         // Every object read here (or reading failed after the last).
-        (None, None) => return failed.map_or(Ok(None), Err),
+        None => return runs.failed.map_or(Ok(None), Err),
     };
-    if !ended {
+    let mut failed = runs.failed.take();
+    if !runs.ended {
         // Stopped early: the text's last line is read to its end.
-        finish_line(input, &mut handback.text, &mut failed);
+        finish_line(runs.input(), &mut handback.text, &mut failed);
     }
     handback.failed = failed;
     Ok(Some(handback))
@@ -230,8 +165,9 @@ fn finish_line(input: &mut dyn BufRead, text: &mut Vec<u8>, failed: &mut Option<
 fn objects(job: Job) -> Run {
     let mut run = Run::default();
     let read = &mut run.read;
-    let text = &job.text[..];
-    let mut number = job.before;
+    let text = job.text();
+    // (a run starts at a line's start: the lines before are its LFs)
+    let mut number = job.lfs;
     // The object begun: its first byte and the number of the line before.
     let mut object: Option<(usize, u64)> = None;
     let mut brackets = Brackets::default();
@@ -298,6 +234,6 @@ fn objects(job: Job) -> Run {
         // The run ended inside an object: it is the one-thread reader's.
         run.stop = object;
     }
-    run.read.text = job.text;
+    (run.read.text, run.len) = (job.buf, job.len);
     run
 }
