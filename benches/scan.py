@@ -272,8 +272,8 @@ def report(results, commit, when, tool):
         "generated Sysmon events (70% EventID 22, 1% of those matching), an event a line, or all on one line as "
         "`wevtutil qe /f:xml` writes them; JSON: the same events in the evtx crate's layout, one a line, or "
         "pretty-printed as `jq` prints them (about 30 lines an event); the floor `cat`. Each input is checked "
-        "first: scan's DNS-query count equals evtx_dump's / the generator's. One file each: XML read on one "
-        "thread, JSON (lines or pretty-printed) parsed on every core. "
+        "first: scan's DNS-query count equals evtx_dump's / the generator's. One file each, parsed on every "
+        "core. "
         "Medians of whole processes, alternating round by round; records/s counts every record of the file.",
         table(results),
     )

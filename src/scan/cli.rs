@@ -150,7 +150,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let workers = cores.min(paths.len()).max(1);
     // Fewer files than cores (one large file is the usual case): each
     // worker's file is read on its share of the cores (EVTX chunks, runs of
-    // JSON lines; `read::read_file`).
+    // JSON lines, objects or XML events; `read::read_file`).
     let threads = cores / workers;
     // A bar on stderr, only for a person watching it: the bytes read (of
     // the files as they are on disk, compressed or not) over their total.

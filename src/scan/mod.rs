@@ -8,6 +8,7 @@
 //! * `read`: format detection and one reader per format;
 //! * `ordered`: one file's pieces read on every core, taken back in order;
 //! * `runs`: a file's text cut into runs of whole records for threads;
+//! * `xml`: XmlWinEventLog events parsed in runs on every core;
 //! * `pretty`: a file of pretty-printed JSON objects parsed in runs on every
 //!   core, the one-thread reader in `read` taking any object a run stops at;
 //! * [`record`]: the Sysmon add-on's field extraction for EventCode 22;
@@ -29,6 +30,8 @@ pub mod read;
 pub mod record;
 #[cfg(feature = "scan")]
 mod runs;
+#[cfg(feature = "scan")]
+mod xml;
 
 #[cfg(feature = "scan")]
 pub use cli::*;

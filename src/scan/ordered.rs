@@ -1,7 +1,7 @@
 //! Work shared among threads, its results taken back in the order it was
 //! handed out: how one large file's pieces (EVTX chunks, runs of JSON
-//! lines) are read on every core while the records and warnings still come
-//! as one thread reads them.
+//! lines, pretty-printed objects or XML events) are read on every core while
+//! the records and warnings still come as one thread reads them.
 
 use std::collections::BTreeMap;
 use std::sync::{mpsc, Mutex};

@@ -6,6 +6,7 @@ use super::json;
 use super::ordered;
 use super::pretty;
 use super::record::{self, Sysmon};
+use super::xml;
 use memchr::memmem::Finder;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Cursor, Read};
@@ -80,9 +81,9 @@ impl<R: Read> Read for Counted<R> {
 /// `progress` with the bytes read. Returns the detected format.
 ///
 /// Memory is bounded by one record (at most [`MAX_RECORD_BYTES`]), or a few
-/// 64 KiB EVTX chunks or runs of JSON lines a thread (at most twice the
-/// record bound of lines), whatever the size of the file: every format,
-/// gzip or not, is read front to back as a stream.
+/// 64 KiB EVTX chunks or runs of JSON lines, objects or XML events a thread
+/// (at most twice the record bound of text), whatever the size of the file:
+/// every format, gzip or not, is read front to back as a stream.
 pub fn read_file(
     path: &Path,
     each: &mut dyn FnMut(Item<'_>),
@@ -100,9 +101,9 @@ pub fn read_file(
 }
 
 /// [`read_file`] over any input (the fuzz target's entry). `threads` is how
-/// many threads may render an EVTX file's chunks or parse a JSON-lines
-/// file's lines (1: this one alone); the records and warnings come in the
-/// same order however many.
+/// many threads may render an EVTX file's chunks or parse a JSON or XML
+/// file's runs of records (1: this one alone); the records and warnings come
+/// in the same order however many.
 pub fn read_input(
     mut input: Box<dyn BufRead>,
     each: &mut dyn FnMut(Item<'_>),
@@ -141,7 +142,7 @@ pub fn read_input(
             Ok(Format::Json)
         }
         Some(b'<') => {
-            stopped(read_xml(input, each), each);
+            stopped(read_xml(input, each, threads), each);
             Ok(Format::Xml)
         }
         None => Err(Unread::Skipped(format!(
@@ -425,17 +426,17 @@ pub fn may_be_event_22(json: &[u8]) -> bool {
 
 /// The substrings the readers look for in every record, each searcher built
 /// once: `memmem::find` builds its searcher at every call.
-struct Needles {
+pub(super) struct Needles {
     /// Where an XmlWinEventLog event ends...
-    event_end: Finder<'static>,
+    pub(super) event_end: Finder<'static>,
     /// ...and starts.
-    event_start: Finder<'static>,
+    pub(super) event_start: Finder<'static>,
     /// The key of a JSON record's event id ([`may_be_event_22`]).
     event_id_key: Finder<'static>,
 }
 
 /// The searchers, built on first use.
-fn needles() -> &'static Needles {
+pub(super) fn needles() -> &'static Needles {
     static NEEDLES: std::sync::OnceLock<Needles> = std::sync::OnceLock::new();
     NEEDLES.get_or_init(|| Needles {
         event_end: Finder::new(b"</Event>"),
@@ -1116,7 +1117,18 @@ pub(super) fn json_record(v: &json::Fields<'_>, place: &dyn Fn() -> String, each
 
 /// XmlWinEventLog: every `<Event …>…</Event>`, however the lines fall.
 /// Text that is not valid UTF-8 is read with replacement characters and a
-/// warning.
+/// warning. Read in runs of whole events on `threads` threads
+/// ([`xml::read_events`]); text the runs leave (no `</Event>` for a
+/// megabyte) is read on by [`read_xml_on`], whose rules the runs follow.
+fn read_xml(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>), threads: usize) -> std::io::Result<()> {
+    match xml::read_events(&mut *input, each, threads)? {
+        None => Ok(()),
+        Some(rest) => read_xml_on(input, rest, each),
+    }
+}
+
+/// [`read_xml`] on one thread, from `rest`: the text read before, and
+/// where it stands in the file.
 ///
 /// The input is taken a buffer at a time, not a line at a time: exports
 /// such as `wevtutil qe /f:xml` write every event on one line, which read
@@ -1124,18 +1136,18 @@ pub(super) fn json_record(v: &json::Fields<'_>, place: &dyn Fn() -> String, each
 /// rest (a 20 MB file took 4.7 s). Here the text waiting for its
 /// `</Event>` is the unfinished event alone, searched once, and cut from
 /// once per buffer; warnings name the line the event's text starts on.
-fn read_xml(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>)) -> std::io::Result<()> {
+fn read_xml_on(mut input: Box<dyn BufRead>, rest: xml::Rest, each: &mut dyn FnMut(Item<'_>)) -> std::io::Result<()> {
     let Needles {
         event_end, event_start, ..
     } = needles();
-    let mut pending: Vec<u8> = Vec::new();
+    let mut pending: Vec<u8> = rest.text;
     // How far `</Event>` was looked for in `pending`.
     let mut searched = 0;
-    let mut event_no = 0u64;
+    let mut event_no = rest.events;
     // The line a byte of `pending` is on, counted on from the last one
     // asked about (events, and their warnings, come in order): `(0, n)`
     // says `pending[0]` is on line `n`.
-    let lines = std::cell::Cell::new((0usize, 1u64));
+    let lines = std::cell::Cell::new((0usize, rest.line));
     let line_at = |pending: &[u8], at: usize| {
         let (mut known, mut line) = lines.get();
         if at < known {
@@ -1365,6 +1377,26 @@ mod tests {
         read_json(input, each, 3)
     }
 
+    /// XML read on one thread, in runs...
+    fn read_xml_1(input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>)) -> std::io::Result<()> {
+        read_xml(input, each, 1)
+    }
+
+    /// ...and on three.
+    fn read_xml_3(input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>)) -> std::io::Result<()> {
+        read_xml(input, each, 3)
+    }
+
+    /// ...and by the one-thread reader alone, from the start.
+    fn read_xml_alone(input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>)) -> std::io::Result<()> {
+        let start = xml::Rest {
+            text: Vec::new(),
+            line: 1,
+            events: 0,
+        };
+        read_xml_on(input, start, each)
+    }
+
     /// What a reader handed over, as text to compare.
     fn items(read: Reader, data: &[u8], capacity: usize) -> Vec<String> {
         let mut out = Vec::new();
@@ -1382,14 +1414,21 @@ mod tests {
     proptest! {
         /// Read a buffer at a time, whatever the buffer's size, XML gives
         /// the records and warnings (with their event and line numbers)
-        /// that reading it a line at a time gave.
+        /// that reading it a line at a time gave: by the one-thread reader
+        /// alone, and in runs of a few hundred bytes on one thread and on
+        /// three (with text long enough without `</Event>` that the runs
+        /// leave the rest to the one-thread reader).
         #[test]
         fn xml_read_by_buffers_reads_as_by_lines(
             pieces in prop::collection::vec(prop::sample::select(vec![
                 "<Event xmlns='x'><System><Provider Name='Microsoft-Windows-Sysmon'/><EventID>22</EventID>",
                 "<Data Name='QueryName'>a.pastebin.com</Data>", "<Data Name='Image'>&bogus;</Data>",
                 "</Event>", "<Event>", "</Eve", "nt>", "<Even", "t ", "\n", "\r\n", " ", "\t", "x", "\u{e9}",
-                "\u{FFFD}", "<", ">", "</Event>\n",
+                "\u{FFFD}", "<", ">", "</Event>\n", "</Event>\n</Event>",
+                "<Data Name='CommandLine'>a command line of some length, padded with words until it runs \
+                 to about four hundred bytes, so that three or four of them in a row pass the length after \
+                 which text with no end of an event in it is left to the one-thread reader by the runs; the \
+                 same words again, to make up the length, as many as it takes</Data>",
             ]), 0..40),
             invalid in prop::option::of(0usize..400),
             capacity in 1usize..64,
@@ -1399,7 +1438,10 @@ mod tests {
                 let at = at.min(data.len());
                 data.insert(at, 0xff);
             }
-            prop_assert_eq!(items(read_xml, &data, capacity), items(read_xml_by_lines, &data, capacity));
+            let oracle = items(read_xml_by_lines, &data, capacity);
+            prop_assert_eq!(&items(read_xml_alone, &data, capacity), &oracle);
+            prop_assert_eq!(&items(read_xml_1, &data, capacity), &oracle);
+            prop_assert_eq!(&items(read_xml_3, &data, capacity), &oracle);
         }
     }
 
@@ -1492,16 +1534,6 @@ mod tests {
     /// the lines before it count, and the error ends the file.
     #[test]
     fn json_lines_cut_by_a_read_error_read_as_on_one_thread() {
-        /// Gives `data`, then an error.
-        struct Failing(Cursor<Vec<u8>>);
-        impl Read for Failing {
-            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-                match self.0.read(buf)? {
-                    0 => Err(std::io::Error::other("stream cut short")),
-                    n => Ok(n),
-                }
-            }
-        }
         let record =
             "{\"EventID\": 22, \"SourceName\": \"Microsoft-Windows-Sysmon\", \"QueryName\": \"a.pastebin.com\"}\n";
         for cut in [0, 1, 40, record.len() - 1, MAX_RECORD_BYTES + 100_000] {
@@ -1625,20 +1657,22 @@ mod tests {
         }
     }
 
+    /// Gives its bytes, then an error.
+    struct Failing(Cursor<Vec<u8>>);
+
+    impl Read for Failing {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            match self.0.read(buf)? {
+                0 => Err(std::io::Error::other("stream cut short")),
+                n => Ok(n),
+            }
+        }
+    }
+
     /// Reading that fails inside a pretty-printed object ends the file
     /// there, on three threads as on one: the objects before it count.
     #[test]
     fn pretty_json_cut_by_a_read_error_reads_the_objects_before() {
-        /// Gives `data`, then an error.
-        struct Failing(Cursor<Vec<u8>>);
-        impl Read for Failing {
-            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-                match self.0.read(buf)? {
-                    0 => Err(std::io::Error::other("stream cut short")),
-                    n => Ok(n),
-                }
-            }
-        }
         let record = "{\n  \"EventID\": 22,\n  \"SourceName\": \"Microsoft-Windows-Sysmon\",\n  \"QueryName\": \"a.pastebin.com\"\n}\n";
         for cut in [0, 1, 5, record.len() - 1, MAX_RECORD_BYTES + 100_000] {
             let mut data = record.repeat(20).into_bytes();
@@ -1729,7 +1763,9 @@ mod tests {
                      <EventData><Data Name='QueryName'>q.pastebin.com</Data><Data Name='Image'>&bogus;</Data>\
                      </EventData></Event>";
         let data = event.repeat(5000);
-        let got = items(read_xml, data.as_bytes(), 1 << 16);
+        let got = items(read_xml_1, data.as_bytes(), 1 << 16);
+        assert_eq!(items(read_xml_3, data.as_bytes(), 1 << 16), got);
+        assert_eq!(items(read_xml_alone, data.as_bytes(), 1 << 16), got);
         let records = got.iter().filter(|i| i.starts_with("Sysmon")).count();
         assert_eq!(records, 5000);
         assert!(
@@ -1737,6 +1773,66 @@ mod tests {
             "{:?}",
             &got[..3]
         );
+    }
+
+    /// Events after text with no `</Event>` for longer than a run may wait
+    /// (left to the one-thread reader) keep their numbers and lines; and
+    /// reading that fails inside an event over several lines ends the file
+    /// after the events before it, without a warning for the cut one: in
+    /// runs on one thread and on three as by the one-thread reader alone.
+    #[test]
+    fn xml_in_runs_reads_as_one_thread_past_long_text_and_read_errors() {
+        let event = "<Event>\n<System><Provider Name='Microsoft-Windows-Sysmon'/><EventID>22</EventID></System>\n\
+                     <EventData><Data Name='QueryName'>q.pastebin.com</Data><Data Name='Image'>&bogus;</Data>\n\
+                     </EventData></Event>\n";
+        let mut data = event.repeat(3);
+        data.push_str(&"<Data>no end of an event here</Data>\n".repeat(100));
+        data.push_str(&event.repeat(3));
+        let got = items(read_xml_alone, data.as_bytes(), 64);
+        assert_eq!(items(read_xml_1, data.as_bytes(), 64), got);
+        assert_eq!(items(read_xml_3, data.as_bytes(), 64), got);
+        assert!(
+            got.contains(&"event 6 (line 121): broken XML entity \"&bogus;\" kept as written".to_string()),
+            "{got:?}"
+        );
+        // An event longer than the bound: skipped, and the rest read.
+        let mut data = event.repeat(2);
+        data.push_str("<Event>");
+        data.push_str(&"x".repeat(MAX_RECORD_BYTES + 100_000));
+        data.push_str(&event.repeat(2));
+        let got = items(read_xml_1, data.as_bytes(), 1 << 16);
+        assert_eq!(items(read_xml_3, data.as_bytes(), 1 << 16), got);
+        assert_eq!(items(read_xml_alone, data.as_bytes(), 1 << 16), got);
+        // (the skipped text's end is read with the event after it)
+        assert_eq!(got.len(), 4 + 1 + 4, "{got:?}");
+        assert_eq!(
+            got[4],
+            format!("line 9: no </Event> within {MAX_RECORD_BYTES} bytes, skipped")
+        );
+        assert_eq!(
+            got[5],
+            "event 3 (line 9): broken XML entity \"&bogus;\" kept as written"
+        );
+        for cut in [0, 1, 10, event.len() / 2, event.len() - 2] {
+            let mut data = event.repeat(20).into_bytes();
+            data.extend_from_slice(&event.as_bytes()[..cut]);
+            let read = |reader: Reader| {
+                let mut out = Vec::new();
+                let input = Box::new(BufReader::with_capacity(64, Failing(Cursor::new(data.clone()))));
+                let got = reader(input, &mut |item| {
+                    out.push(match item {
+                        Item::Record(s) => format!("{s:?}"),
+                        Item::Warning(w) => w,
+                    })
+                });
+                (got.map_err(|e| e.to_string()), out)
+            };
+            let alone = read(read_xml_alone);
+            assert_eq!(alone.0, Err("stream cut short".to_string()));
+            assert_eq!(alone.1.len(), 40, "cut at {cut}");
+            assert_eq!(read(read_xml_1), alone, "cut at {cut}");
+            assert_eq!(read(read_xml_3), alone, "cut at {cut}");
+        }
     }
 
     #[test]

@@ -52,6 +52,8 @@ pub enum OnError {
     /// Its whole lines: a one-thread reader reading by lines saw those
     /// before it met the error.
     Lines,
+    /// Nothing: a one-thread reader reading records saw none of it whole.
+    Records,
 }
 
 /// The reading side: [`Runs::next`] gives one run after another.
@@ -154,6 +156,7 @@ impl<'a> Runs<'a> {
                     self.ended = true;
                     len = match self.on_error {
                         OnError::Lines => memchr::memrchr(b'\n', &buf[..len]).map_or(0, |i| i + 1),
+                        OnError::Records => cut.unwrap_or(0),
                     };
                     break;
                 }
