@@ -21,10 +21,10 @@
 //! a cut fell into, and the end of the file are read by the one code that
 //! words their warnings.
 
+use super::json;
 use super::ordered;
 use super::read::{json_record, Brackets, Item, LinesRead, FIRST_CHECK_LINES, MAX_RECORD_BYTES};
 use super::runs::{Job, OnError, Runs};
-use super::{json, record::Sysmon};
 use std::cell::{Cell, RefCell};
 use std::io::BufRead;
 
@@ -79,19 +79,14 @@ pub fn read_objects(
         (&weight, 2 * MAX_RECORD_BYTES),
         &mut next,
         &objects,
-        &mut |run: Run| {
-            let (buf, len) = (run.read.text, run.len);
+        &mut |mut run: Run| {
+            let (buf, len) = (std::mem::take(&mut run.read.text), run.len);
             let text = &buf[..len];
             if let Some(h) = &mut handback {
                 // read ahead past the stop: the one-thread reader's
                 h.text.extend_from_slice(text);
             } else {
-                for item in run.read.items {
-                    match item {
-                        Ok(packed) => each(Item::Record(Sysmon::unpack(&packed, &run.read.arena))),
-                        Err(w) => each(Item::Warning(w)),
-                    }
-                }
+                run.read.hand_on(each);
                 if let Some((at, before)) = run.stop {
                     stop.set(true);
                     handback = Some(Handback {
