@@ -4,9 +4,9 @@
 //! that starts with `{`, for XmlWinEventLog after `</Event>`), so that
 //! reading is no longer the work of the one thread that also parses.
 //!
-//! A cut is found by searching each buffer backwards from its end for the
-//! last place, so the reading thread passes over most bytes once, copying
-//! them. When no cut comes for [`NO_CUT_BEYOND`] bytes the text is no run
+//! A cut is found by searching each read backwards from its end for the
+//! last place, and reads go straight into the run's buffer, so the reading
+//! thread looks at most bytes only to count line ends. When no cut comes for [`NO_CUT_BEYOND`] bytes the text is no run
 //! of such records: the runs end, and the text read is left to the caller's
 //! one-thread reader, which reads on from it.
 
