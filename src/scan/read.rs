@@ -757,7 +757,9 @@ fn read_json(mut input: Box<dyn BufRead>, each: &mut dyn FnMut(Item<'_>), thread
     // The last object parsed was broken: the next is parsed from its first
     // line on, so that a run of broken lines is not read again and again.
     let mut broken = false;
-    // Pretty-printed objects were handed to other threads (once a file).
+    // Pretty-printed objects were handed to other threads (once a file:
+    // handed back at a broken object and over again after it, they were
+    // slower than one thread where such objects come every few hundred KB).
     let mut handed_over = false;
     // Reading failed after the text handed back from them.
     let mut failed_after: Option<std::io::Error> = None;
@@ -1558,7 +1560,10 @@ mod tests {
             }
             let read = |threads: usize| {
                 let mut out = Vec::new();
-                let input = Box::new(BufReader::with_capacity(64, Failing(Cursor::new(data.clone()))));
+                let input = Box::new(BufReader::with_capacity(
+                    64,
+                    Failing(Cursor::new(data.clone()), Vec::new()),
+                ));
                 let got = read_json(input, &mut |item| out.push(matches!(item, Item::Record(_))), threads);
                 (got.map_err(|e| e.to_string()), out)
             };
@@ -1570,6 +1575,25 @@ mod tests {
             );
             assert_eq!(read(3), one, "cut at {cut}");
         }
+        // Objects after a broken one, handed back with the error right
+        // behind the last, and more text after the error: read up to it,
+        // not past.
+        let mut data = pretty.repeat(20);
+        data.push_str("{\n  \"EventID\": tru\n}\n");
+        data.push_str(&pretty.repeat(5));
+        let read = |reader: Reader| {
+            let mut out = Vec::new();
+            let failing = Failing(Cursor::new(data.clone().into_bytes()), pretty.repeat(5).into_bytes());
+            let got = reader(Box::new(BufReader::with_capacity(64, failing)), &mut |item| {
+                out.push(matches!(item, Item::Record(_)))
+            });
+            (got.map_err(|e| e.to_string()), out)
+        };
+        // (the broken object is two warnings: its text, then its `}`)
+        let records: Vec<bool> = (0..27).map(|i| !(20..22).contains(&i)).collect();
+        let one = read(read_json_1);
+        assert_eq!(one, (Err("stream cut short".to_string()), records));
+        assert_eq!(read(read_json_3), one);
     }
 
     /// The brackets followed as they were, a byte at a time: the oracle of
@@ -1669,13 +1693,17 @@ mod tests {
         }
     }
 
-    /// Gives its bytes, then an error.
-    struct Failing(Cursor<Vec<u8>>);
+    /// Gives its bytes, then an error, then (asked again) the bytes of the
+    /// second: what a reader must not read on into.
+    struct Failing(Cursor<Vec<u8>>, Vec<u8>);
 
     impl Read for Failing {
         fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
             match self.0.read(buf)? {
-                0 => Err(std::io::Error::other("stream cut short")),
+                0 => {
+                    self.0 = Cursor::new(std::mem::take(&mut self.1));
+                    Err(std::io::Error::other("stream cut short"))
+                }
                 n => Ok(n),
             }
         }
@@ -1801,7 +1829,10 @@ mod tests {
             data.extend_from_slice(&event.as_bytes()[..cut]);
             let read = |reader: Reader| {
                 let mut out = Vec::new();
-                let input = Box::new(BufReader::with_capacity(64, Failing(Cursor::new(data.clone()))));
+                let input = Box::new(BufReader::with_capacity(
+                    64,
+                    Failing(Cursor::new(data.clone()), Vec::new()),
+                ));
                 let got = reader(input, &mut |item| {
                     out.push(match item {
                         Item::Record(s) => format!("{s:?}"),
