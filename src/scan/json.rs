@@ -147,6 +147,82 @@ pub fn parse(text: &[u8]) -> Result<Fields<'_>, serde_json::Error> {
     Ok(fields)
 }
 
+/// One JSON value's [`Fields`], as a type serde_json's
+/// `StreamDeserializer` can give ([`Parser`]).
+struct Record<'a>(Fields<'a>);
+
+impl<'de> de::Deserialize<'de> for Record<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut fields = Fields::default();
+        fields.object = Node {
+            at: &trie().nodes[0],
+            leaves: &mut fields.leaves,
+        }
+        .deserialize(d)?;
+        Ok(Record(fields))
+    }
+}
+
+/// JSON's blanks: what serde_json passes over between tokens.
+fn blank(b: &u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// Records one after another in a text (a run of JSON lines, of
+/// pretty-printed objects), parsed by one serde_json parser as it goes from
+/// value to value. [`parse`] makes a parser for each record, and its
+/// buffer for unescaping strings (a Windows path holds escapes) was grown
+/// again for each: a fifth of a JSON-lines file's time went to the
+/// allocator.
+pub struct Parser<'a> {
+    text: &'a [u8],
+    /// The parser, at `text[base..]`; `None` after a value it did not give
+    /// as a record (it starts again at the next record asked for).
+    values: Option<serde_json::StreamDeserializer<'a, serde_json::de::SliceRead<'a>, Record<'a>>>,
+    base: usize,
+    /// Where the parser stands in `text`: the next value is the first one
+    /// after this.
+    at: usize,
+}
+
+impl<'a> Parser<'a> {
+    /// A parser at the start of `text`.
+    pub fn new(text: &'a [u8]) -> Self {
+        Parser {
+            text,
+            values: None,
+            base: 0,
+            at: 0,
+        }
+    }
+
+    /// What [`parse`]`(&text[start..end])` gives when that is `Ok`: the
+    /// record, when `text[start..end]` is one value and JSON blanks. `None`
+    /// for anything else (the caller parses that text alone with [`parse`]
+    /// to word its error). The same record, because the text before the
+    /// value, from where the parser stood, is JSON blanks, and a value
+    /// parsed to an end within `end` is the value `text[start..end]` alone
+    /// gives: only a number looks past its last byte, and a byte that
+    /// would go on with it takes the value past `end`.
+    pub fn parse(&mut self, start: usize, end: usize) -> Option<Fields<'a>> {
+        let text = self.text;
+        let reachable = self.values.is_some() && self.at <= start && text[self.at..start].iter().all(blank);
+        if !reachable {
+            self.values = Some(serde_json::Deserializer::from_slice(&text[start..]).into_iter());
+            self.base = start;
+        }
+        let values = self.values.as_mut()?;
+        if let Some(Ok(Record(fields))) = values.next() {
+            self.at = self.base + values.byte_offset();
+            if self.at <= end && text[self.at..end].iter().all(blank) {
+                return Some(fields);
+            }
+        }
+        self.values = None;
+        None
+    }
+}
+
 /// The [`PATHS`] as a tree of keys, built once.
 struct Trie {
     nodes: Vec<TrieNode>,
@@ -418,5 +494,42 @@ impl<'de> Visitor<'de> for Skip {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
         while map.next_entry::<Key<'de>, Skip>()?.is_some() {}
         Ok(Skip)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `EventID` (the flat layout's) of a record the parser gave.
+    fn event_id(fields: Option<Fields<'_>>) -> Option<u64> {
+        match fields?.at(2)? {
+            Leaf::Number(n) => n.as_u64(),
+            _ => None,
+        }
+    }
+
+    /// A [`Parser`] gives a record only for a range that holds one value
+    /// and blanks, whatever it read before, and reads on after what it
+    /// refused: each answer as [`parse`] of the range alone.
+    #[test]
+    fn parser_gives_what_the_range_alone_gives() {
+        let text = b"{\"EventID\": 1}\n{\"EventID\": 2}\n{\"EventID\": 3} x\n{\"EventID\": 4,\n\"a\": 5}\n{\"EventID\": 6}\n7\n";
+        let lines: Vec<(usize, usize)> = text
+            .split_inclusive(|b| *b == b'\n')
+            .scan(0, |at, line| {
+                *at += line.len();
+                Some((*at - line.len(), *at))
+            })
+            .collect();
+        let alone = |(start, end): (usize, usize)| parse(&text[start..end]).ok();
+        let mut parser = Parser::new(text);
+        // lines skipped (whose values the parser must not give for the
+        // next asked), lines that fail, and back to earlier lines
+        for i in [0, 5, 6, 2, 3, 4, 1, 0] {
+            let got = parser.parse(lines[i].0, lines[i].1);
+            assert_eq!(got.is_some(), alone(lines[i]).is_some(), "line {i}");
+            assert_eq!(event_id(got), event_id(alone(lines[i])), "line {i}");
+        }
     }
 }

@@ -167,6 +167,7 @@ fn objects(job: Job) -> Run {
     let mut object: Option<(usize, u64)> = None;
     let mut brackets = Brackets::default();
     let mut spans = 0u64;
+    let mut parser = json::Parser::new(text);
     let mut at = 0;
     while at < text.len() {
         let line = at;
@@ -198,7 +199,9 @@ fn objects(job: Job) -> Run {
             break;
         }
         let parsed = if closed {
-            json::parse(&text[start..at])
+            parser
+                .parse(start, at)
+                .map_or_else(|| json::parse(&text[start..at]), Ok)
         } else if at - start > MAX_RECORD_BYTES {
             run.stop = object;
             break;
