@@ -196,15 +196,31 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// What [`parse`]`(&text[start..end])` gives when that is `Ok`: the
-    /// record, when `text[start..end]` is one value and JSON blanks. `None`
-    /// for anything else (the caller parses that text alone with [`parse`]
-    /// to word its error). The same record, because the text before the
-    /// value, from where the parser stood, is JSON blanks, and a value
-    /// parsed to an end within `end` is the value `text[start..end]` alone
-    /// gives: only a number looks past its last byte, and a byte that
-    /// would go on with it takes the value past `end`.
-    pub fn parse(&mut self, start: usize, end: usize) -> Option<Fields<'a>> {
+    /// The value from `start` on (past JSON blanks), when it parses and
+    /// only JSON blanks follow it on the line it ends on: its fields, and
+    /// the end of that line (past its LF, or the text's end). `None` for
+    /// anything else; the caller then parses the text alone with [`parse`]
+    /// to word its error. For `end` that line end, the fields are those
+    /// [`parse`]`(&text[start..end])` gives: the text before the value,
+    /// from where the parser stood, is JSON blanks, and a value parsed to
+    /// an end before `end` is the value `text[start..end]` alone gives
+    /// (only a number looks past its last byte, and one that went on past
+    /// it would have taken the value on).
+    pub fn record(&mut self, start: usize) -> Option<(Fields<'a>, usize)> {
+        let fields = self.value(start)?;
+        let end = memchr::memchr(b'\n', &self.text[self.at..]).map_or(self.text.len(), |i| self.at + i + 1);
+        self.text[self.at..end].iter().all(blank).then_some((fields, end))
+    }
+
+    /// [`Self::record`] when its line end is `end`: the value of one line
+    /// `text[start..end]`, whose end the caller knows.
+    pub fn line(&mut self, start: usize, end: usize) -> Option<Fields<'a>> {
+        let fields = self.value(start)?;
+        (self.at <= end && self.text[self.at..end].iter().all(blank)).then_some(fields)
+    }
+
+    /// The value from `start` on, the parser left standing after it.
+    fn value(&mut self, start: usize) -> Option<Fields<'a>> {
         let text = self.text;
         let reachable = self.values.is_some() && self.at <= start && text[self.at..start].iter().all(blank);
         if !reachable {
@@ -212,14 +228,12 @@ impl<'a> Parser<'a> {
             self.base = start;
         }
         let values = self.values.as_mut()?;
-        if let Some(Ok(Record(fields))) = values.next() {
-            self.at = self.base + values.byte_offset();
-            if self.at <= end && text[self.at..end].iter().all(blank) {
-                return Some(fields);
-            }
-        }
-        self.values = None;
-        None
+        let Some(Ok(Record(fields))) = values.next() else {
+            self.values = None;
+            return None;
+        };
+        self.at = self.base + values.byte_offset();
+        Some(fields)
     }
 }
 
@@ -527,7 +541,14 @@ mod tests {
         // lines skipped (whose values the parser must not give for the
         // next asked), lines that fail, and back to earlier lines
         for i in [0, 5, 6, 2, 3, 4, 1, 0] {
-            let got = parser.parse(lines[i].0, lines[i].1);
+            let got = if i % 2 == 0 {
+                parser.line(lines[i].0, lines[i].1)
+            } else {
+                parser
+                    .record(lines[i].0)
+                    .filter(|(_, end)| *end == lines[i].1)
+                    .map(|(f, _)| f)
+            };
             assert_eq!(got.is_some(), alone(lines[i]).is_some(), "line {i}");
             assert_eq!(event_id(got), event_id(alone(lines[i])), "line {i}");
         }

@@ -168,6 +168,11 @@ fn objects(job: Job) -> Run {
     let mut brackets = Brackets::default();
     let mut spans = 0u64;
     let mut parser = json::Parser::new(text);
+    // A record packed to cross back to the reading thread, or a warning.
+    let mut keep = |item: Item<'_>| match item {
+        Item::Record(s) => read.items.push(Ok(s.pack(&mut read.arena))),
+        Item::Warning(w) => read.items.push(Err(w)),
+    };
     let mut at = 0;
     while at < text.len() {
         let line = at;
@@ -186,6 +191,21 @@ fn objects(job: Job) -> Run {
                     }
                     continue;
                 }
+                // An object that parses, alone on its lines: what
+                // following its brackets to its last line and parsing it
+                // there gives (a line within the bound, its brackets closed
+                // only where it ends, no check between finding it broken),
+                // without following them.
+                if let Some((fields, end)) = parser.record(at) {
+                    if end - at <= MAX_RECORD_BYTES {
+                        json_record(&fields, &|| format!("line {number}"), &mut keep);
+                        number += memchr::memchr_iter(b'\n', &text[at..end]).count() as u64
+                            + u64::from(text[end - 1] != b'\n')
+                            - 1;
+                        at = end;
+                        continue;
+                    }
+                }
                 brackets = Brackets::default();
                 spans = 0;
                 *object.insert((at, number - 1))
@@ -199,9 +219,7 @@ fn objects(job: Job) -> Run {
             break;
         }
         let parsed = if closed {
-            parser
-                .parse(start, at)
-                .map_or_else(|| json::parse(&text[start..at]), Ok)
+            json::parse(&text[start..at])
         } else if at - start > MAX_RECORD_BYTES {
             run.stop = object;
             break;
@@ -222,10 +240,7 @@ fn objects(job: Job) -> Run {
             run.stop = object;
             break;
         };
-        json_record(&v, &|| format!("line {}", before + 1), &mut |item| match item {
-            Item::Record(s) => read.items.push(Ok(s.pack(&mut read.arena))),
-            Item::Warning(w) => read.items.push(Err(w)),
-        });
+        json_record(&v, &|| format!("line {}", before + 1), &mut keep);
         object = None;
     }
     if run.stop.is_none() {

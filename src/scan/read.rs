@@ -955,7 +955,7 @@ fn json_lines(text: &[u8], before: u64, each: &mut dyn FnMut(Item<'_>)) {
         if line.len() > MAX_RECORD_BYTES {
             each(Item::Warning(too_long(number)));
         } else if !line.iter().all(u8::is_ascii_whitespace) {
-            match parser.parse(start, end) {
+            match parser.line(start, end) {
                 Some(fields) => json_record(&fields, &|| format!("line {number}"), each),
                 None => json_line(line, number, each),
             }
