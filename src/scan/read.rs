@@ -6,6 +6,7 @@ use super::json;
 use super::ordered;
 use super::pretty;
 use super::record::{self, Sysmon};
+use super::runs;
 use super::xml;
 use memchr::memmem::Finder;
 use std::fs::File;
@@ -978,8 +979,18 @@ const JSON_LINES_A_JOB: usize = if cfg!(test) || cfg!(fuzzing) { 300 } else { 25
 /// first, the lines, and a line after them skipped for its length.
 struct LinesJob {
     before: u64,
+    /// The lines, `text[..len]`; the buffer is longer, and handed back for
+    /// the next job (its bytes past `len` written once, not for every job).
     text: Vec<u8>,
+    len: usize,
     too_long: Option<u64>,
+}
+
+impl LinesJob {
+    /// The job's lines.
+    fn text(&self) -> &[u8] {
+        &self.text[..self.len]
+    }
 }
 
 /// A run of JSON lines read: its records packed in one arena, and its
@@ -1028,24 +1039,29 @@ fn read_json_lines(
         let mut job = LinesJob {
             before: number,
             text: spare.borrow_mut().pop().unwrap_or_default(),
+            len: carry.len(),
             too_long: None,
         };
-        job.text.clear();
-        job.text.append(&mut carry);
-        // The job's last LF, looked for in each buffer as it comes (the
+        if job.text.len() < job.len {
+            job.text.resize(job.len, 0);
+        }
+        job.text[..job.len].copy_from_slice(&carry);
+        carry.clear();
+        // The job's last LF, looked for in each read as it comes (the
         // carried start of a line holds none).
         let mut last_lf: Option<usize> = None;
         loop {
-            if job.text.len() >= JSON_LINES_A_JOB {
+            let len = job.len;
+            if len >= JSON_LINES_A_JOB {
                 if let Some(i) = last_lf {
-                    carry.extend_from_slice(&job.text[i + 1..]);
-                    job.text.truncate(i + 1);
+                    carry.extend_from_slice(&job.text[i + 1..len]);
+                    job.len = i + 1;
                     break;
                 }
                 // A line longer than the bound (its start alone is): read
                 // to its end, not kept.
-                if job.text.len() > MAX_RECORD_BYTES {
-                    job.text.clear();
+                if len > MAX_RECORD_BYTES {
+                    job.len = 0;
                     match skip_line(&mut *input) {
                         Ok(()) => job.too_long = Some(number + 1),
                         // cut short by the error: not a line (as below)
@@ -1054,38 +1070,39 @@ fn read_json_lines(
                     break;
                 }
             }
-            match input.fill_buf() {
-                Ok([]) => {
+            if job.text.len() < len + runs::READ {
+                job.text.resize(len + runs::READ, 0);
+            }
+            match input.read(&mut job.text[len..len + runs::READ]) {
+                Ok(0) => {
                     ended = true;
                     break;
                 }
-                Ok(buf) => {
-                    let at = job.text.len();
-                    job.text.extend_from_slice(buf);
-                    let n = buf.len();
-                    input.consume(n);
-                    if let Some(i) = memchr::memrchr(b'\n', &job.text[at..]) {
-                        last_lf = Some(at + i);
+                Ok(n) => {
+                    if let Some(i) = memchr::memrchr(b'\n', &job.text[len..len + n]) {
+                        last_lf = Some(len + i);
                     }
+                    job.len += n;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     // The line being read when reading failed is not read
                     // (as one thread, reading a line at a time, leaves it).
-                    job.text.truncate(last_lf.map_or(0, |i| i + 1));
+                    job.len = last_lf.map_or(0, |i| i + 1);
                     (failed, ended) = (Some(e), true);
                     break;
                 }
             }
         }
+        let text = job.text();
         // (only the file's last line can lack its LF)
-        number += memchr::memchr_iter(b'\n', &job.text).count() as u64
-            + u64::from(job.text.last().is_some_and(|b| *b != b'\n'))
+        number += memchr::memchr_iter(b'\n', text).count() as u64
+            + u64::from(text.last().is_some_and(|b| *b != b'\n'))
             + u64::from(job.too_long.is_some());
-        (!job.text.is_empty() || job.too_long.is_some()).then_some(job)
+        (job.len > 0 || job.too_long.is_some()).then_some(job)
     };
     let lines = |job: &LinesJob, each: &mut dyn FnMut(Item<'_>)| {
-        json_lines(&job.text, job.before, each);
+        json_lines(job.text(), job.before, each);
         if let Some(number) = job.too_long {
             each(Item::Warning(too_long(number)));
         }

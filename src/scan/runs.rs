@@ -24,7 +24,7 @@ pub const NO_CUT_BEYOND: usize = 4 * A_JOB;
 /// Bytes asked of the input at a time: read straight into a run's buffer
 /// (a `BufReader` passes a read at least its size through), where taking
 /// its buffer and copying it cost the reading thread a second pass.
-const READ: usize = if cfg!(test) || cfg!(fuzzing) { 100 } else { 128 << 10 };
+pub const READ: usize = if cfg!(test) || cfg!(fuzzing) { 100 } else { 128 << 10 };
 
 /// A run for a thread: its text, and how many line ends came before it in
 /// the file (its first byte is on the line after that many).
