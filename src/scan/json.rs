@@ -176,8 +176,9 @@ fn blank(b: &u8) -> bool {
 /// allocator.
 pub struct Parser<'a> {
     text: &'a [u8],
-    /// The parser, at `text[base..]`; `None` after a value it did not give
-    /// as a record (it starts again at the next record asked for).
+    /// The parser, over `text[base..]`; `None` before the first value and
+    /// after one that failed to parse (it starts again where the next
+    /// value is asked for).
     values: Option<serde_json::StreamDeserializer<'a, serde_json::de::SliceRead<'a>, Record<'a>>>,
     base: usize,
     /// Where the parser stands in `text`: the next value is the first one

@@ -982,6 +982,7 @@ struct LinesJob {
     /// The lines, `text[..len]`; the buffer is longer, and handed back for
     /// the next job (its bytes past `len` written once, not for every job).
     text: Vec<u8>,
+    /// How much of `text` is the job's.
     len: usize,
     too_long: Option<u64>,
 }
