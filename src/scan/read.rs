@@ -1087,8 +1087,9 @@ fn read_json_lines(
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    // The line being read when reading failed is not read
-                    // (as one thread, reading a line at a time, leaves it).
+                    // The line being read when reading failed is not read:
+                    // it was never whole (nor would it be to a reader
+                    // taking a line at a time).
                     job.len = last_lf.map_or(0, |i| i + 1);
                     (failed, ended) = (Some(e), true);
                     break;
