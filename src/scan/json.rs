@@ -109,7 +109,7 @@ pub enum Leaf<'a> {
 }
 
 /// The values found at the [`PATHS`] of one JSON record.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct Fields<'a> {
     leaves: [Option<Leaf<'a>>; PATHS.len()],
     /// The record is an object (anything else has no fields).
@@ -210,14 +210,32 @@ impl<'a> Parser<'a> {
     pub fn record(&mut self, start: usize) -> Option<(Fields<'a>, usize)> {
         let fields = self.value(start)?;
         let end = memchr::memchr(b'\n', &self.text[self.at..]).map_or(self.text.len(), |i| self.at + i + 1);
-        self.text[self.at..end].iter().all(blank).then_some((fields, end))
+        self.text[self.at..end]
+            .iter()
+            .all(blank)
+            .then(|| (self.checked(start, end, fields), end))
     }
 
     /// [`Self::record`] when its line end is `end`: the value of one line
     /// `text[start..end]`, whose end the caller knows.
     pub fn line(&mut self, start: usize, end: usize) -> Option<Fields<'a>> {
         let fields = self.value(start)?;
-        (self.at <= end && self.text[self.at..end].iter().all(blank)).then_some(fields)
+        (self.at <= end && self.text[self.at..end].iter().all(blank)).then(|| self.checked(start, end, fields))
+    }
+
+    /// `fields`, which the parser gave for `text[start..end]`: in the tests
+    /// and under the fuzzers, first held to what [`parse`] of that text
+    /// alone gives, as [`Self::record`] says they are.
+    #[inline(always)]
+    fn checked(&self, start: usize, end: usize, fields: Fields<'a>) -> Fields<'a> {
+        if cfg!(any(test, fuzzing)) {
+            assert_eq!(
+                parse(&self.text[start..end]).ok().as_ref(),
+                Some(&fields),
+                "json::Parser gave what parsing its text alone does not"
+            );
+        }
+        fields
     }
 
     /// The value from `start` on, the parser left standing after it.
