@@ -1597,6 +1597,7 @@ mod tests {
             hold in proptest::prop_oneof![
                 proptest::strategy::Just(0), 1usize..4, proptest::strategy::Just(usize::MAX),
             ],
+            shared in proptest::bool::ANY,
         ) {
             let mut body = b"f0,\"f1\",f2\n".to_vec();
             for (i, (cell, sep)) in cells.iter().zip(&seps).enumerate() {
@@ -1610,7 +1611,19 @@ mod tests {
                 };
                 body.extend_from_slice(sep);
             }
-            let literals = [b"pastebin".to_vec(), b"ngrok.io".to_vec()];
+            let mut literals = vec![b"pastebin".to_vec(), b"ngrok.io".to_vec()];
+            if shared {
+                // Twenty more literals no cell holds: a list too long for a
+                // bucket each, whose eight buckets are shared where the CPU
+                // has the wide search (elsewhere the two literals alone serve).
+                let rare = b"qjzkvyhx";
+                let more = (0..20).map(|i| vec![rare[i % 8], rare[(i / 8 + 1 + i) % 8], rare[(i + 3) % 8]]);
+                let long: Vec<Vec<u8>> = literals.iter().cloned().chain(more).collect();
+                if let Some(p) = Prefilter::new(&long) {
+                    proptest::prop_assert!(p.shares_buckets());
+                    literals = long;
+                }
+            }
             // The reference reads the whole body in one window, on one thread.
             let (all_result, all, _) = decode_rows(&body, step, (1 << 16, 0), None, (None, 0));
             let (small_result, small, _) = decode_rows(&body, step, (window, headroom), None, (None, hold));

@@ -19,7 +19,11 @@
 //! Both spellings of a letter share the low nybble, so a bucket's tables
 //! accept exactly its fingerprint's case variants; with one fingerprint per
 //! bucket a surviving bit is a hit, not a maybe. Up to eight fingerprints
-//! (one byte of buckets); more, or a CPU without AVX2, keep Teddy.
+//! have a bucket each (one byte of buckets). Longer pattern lists share the
+//! buckets: a bucket's tables then accept any mix of its fingerprints'
+//! nybbles, so a surviving bit is a maybe, which the caller checks against
+//! the bucket's fingerprints ([`Tables::accepts`] lets it weigh how often a
+//! bucket will be wrong before it chooses one).
 
 /// Fingerprint length: the prefilter's (the search's three classes a
 /// block are written for it).
@@ -38,36 +42,50 @@ pub struct Tables {
 }
 
 impl Tables {
-    /// Tables for `fingerprints` (lowercased), fingerprint `j` in bucket
-    /// `j`; `None` for more than eight, or when this CPU cannot run the
-    /// search.
-    pub fn new(fingerprints: &[[u8; LEN]]) -> Option<Self> {
-        let (avx512, avx2) = available();
-        if fingerprints.len() > 8 || !(avx512 || avx2) {
+    /// Tables for `buckets` of fingerprints (lowercased), the fingerprints
+    /// of `buckets[j]` in bucket `j`; `None` for more than eight buckets, or
+    /// when this CPU cannot run the search.
+    pub fn new(buckets: &[Vec<[u8; LEN]>]) -> Option<Self> {
+        if buckets.len() > 8 || !Self::runs_here() {
             return None;
         }
         Some(Tables {
-            avx512,
-            ..Self::of(fingerprints)
+            avx512: available().0,
+            ..Self::of(buckets)
         })
     }
 
-    /// The tables, whatever the CPU (at most eight fingerprints).
-    fn of(fingerprints: &[[u8; LEN]]) -> Self {
+    /// Whether this CPU can run the search: a list too long for Teddy is
+    /// only given shared buckets where it can.
+    pub fn runs_here() -> bool {
+        let (avx512, avx2) = available();
+        avx512 || avx2
+    }
+
+    /// The tables, whatever the CPU (at most eight buckets).
+    pub fn of(buckets: &[Vec<[u8; LEN]>]) -> Self {
         let mut t = Tables {
             lo: [[0; 16]; LEN],
             hi: [[0; 16]; LEN],
             avx512: false,
         };
-        for (j, fp) in fingerprints.iter().enumerate() {
-            for (i, &b) in fp.iter().enumerate() {
-                for spelling in [b.to_ascii_lowercase(), b.to_ascii_uppercase()] {
-                    t.lo[i][usize::from(spelling & 15)] |= 1 << j;
-                    t.hi[i][usize::from(spelling >> 4)] |= 1 << j;
+        for (j, bucket) in buckets.iter().enumerate().take(8) {
+            for fp in bucket {
+                for (i, &b) in fp.iter().enumerate() {
+                    for spelling in [b.to_ascii_lowercase(), b.to_ascii_uppercase()] {
+                        t.lo[i][usize::from(spelling & 15)] |= 1 << j;
+                        t.hi[i][usize::from(spelling >> 4)] |= 1 << j;
+                    }
                 }
             }
         }
         t
+    }
+
+    /// The buckets that accept byte `b` at place `i` of a fingerprint:
+    /// with shared buckets more than their fingerprints' own bytes.
+    pub fn accepts(&self, i: usize, b: u8) -> u8 {
+        self.lo[i][usize::from(b & 15)] & self.hi[i][usize::from(b >> 4)]
     }
 
     /// The first place `p` from `at` on where a fingerprint starts in `hay`
@@ -112,10 +130,7 @@ fn available() -> (bool, bool) {
 /// The buckets whose fingerprint starts at `hay[p..]`, byte by byte.
 #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
 fn buckets_at(t: &Tables, hay: &[u8], p: usize) -> u8 {
-    (0..LEN).fold(0xff, |acc, i| {
-        let b = hay[p + i];
-        acc & t.lo[i][usize::from(b & 15)] & t.hi[i][usize::from(b >> 4)]
-    })
+    (0..LEN).fold(0xff, |acc, i| acc & t.accepts(i, hay[p + i]))
 }
 
 /// [`Tables::find`] a byte at a time: the tests' oracle, and the search on
@@ -333,7 +348,7 @@ mod tests {
     #[test]
     fn buckets_hold_exactly_their_fingerprints_spellings() {
         let fps = [*b"pas", *b"k.i", *b"x0b"];
-        let t = Tables::of(&fps);
+        let t = Tables::of(&fps.map(|fp| vec![fp]));
         let alphabet = b"pPaAsSkK.iIxX0bB@`qQ\x10\x0e\xf0";
         for &a in alphabet {
             for &b in alphabet {
@@ -360,12 +375,18 @@ mod tests {
             hay in prop::collection::vec(prop::sample::select(b"abcABC.0,\n\"x\0".to_vec()), 0..300),
             at in prop_oneof![0usize..310, Just(usize::MAX)],
             stop_after in 0usize..6,
+            shared in prop::option::of(1usize..4),
         ) {
             let fps: Vec<[u8; LEN]> = fps
                 .iter()
                 .map(|f| f.to_ascii_lowercase().into_bytes().try_into().unwrap())
                 .collect();
-            let t = Tables::of(&fps);
+            // One bucket each, or shared round-robin among `shared` buckets.
+            let buckets: Vec<Vec<[u8; LEN]>> = match shared {
+                None => fps.iter().map(|&fp| vec![fp]).collect(),
+                Some(n) => (0..n).map(|j| fps.iter().skip(j).step_by(n).copied().collect()).collect(),
+            };
+            let t = Tables::of(&buckets);
             let run = |wide: Option<bool>| {
                 let mut seen = Vec::new();
                 let hit = |p: usize, bucket: usize| {
@@ -388,7 +409,21 @@ mod tests {
             }
             for &(p, bucket) in &scalar_seen {
                 prop_assert!(p >= at);
-                prop_assert!(hay[p..p + LEN].eq_ignore_ascii_case(&fps[bucket]));
+                if shared.is_none() {
+                    prop_assert!(hay[p..p + LEN].eq_ignore_ascii_case(&fps[bucket]));
+                }
+            }
+            // Every fingerprint place before the search stopped is asked
+            // about in its bucket, shared or not.
+            let stopped = scalar_found.unwrap_or(usize::MAX);
+            for (j, bucket) in buckets.iter().enumerate() {
+                for fp in bucket {
+                    for p in at..hay.len().saturating_sub(LEN - 1) {
+                        if p < stopped && hay[p..p + LEN].eq_ignore_ascii_case(fp) {
+                            prop_assert!(scalar_seen.contains(&(p, j)), "{:?} at {}", fp, p);
+                        }
+                    }
+                }
             }
         }
     }

@@ -24,6 +24,14 @@
 //! alone it searches 64 bytes a step in two 32-byte halves, once over a
 //! body for all its hits, where Teddy is asked again after each: 0.82x
 //! Teddy's time at 20% (0.91x at 1%), 0.95x the command's CPU at 20%.
+//!
+//! Lists with more fingerprints than Teddy serves (ESCU v13's 35 patterns
+//! take 30) share the wide search's eight buckets, where the CPU has it: each
+//! literal takes its rarest slice by the byte weights of real Sysmon values,
+//! and each fingerprint the bucket whose expected false hits it raises least.
+//! A shared bucket's hit is first told apart by its three bytes, then
+//! checked as any other. A list expected to stop the search too often is
+//! read row by row, as every list past sixteen fingerprints was before.
 
 use aho_corasick::packed::{Config, MatchKind, Searcher};
 use aho_corasick::Span;
@@ -33,19 +41,36 @@ use super::fingerprints::Tables;
 /// Bytes per fingerprint: Teddy's widest mask.
 pub(super) const FINGERPRINT: usize = 3;
 
-/// Above this many fingerprint variants the search is not built: Teddy's
-/// buckets fill up and its verification, not the scan, sets the pace. The
-/// body is then tokenised row by row. (One case-folding DFA over all the
-/// literals instead was tried for `list=extended`: 3x slower than
-/// tokenising, since it walks every byte of the body.)
+/// Above this many fingerprint variants Teddy is not built: its buckets
+/// fill up and its verification, not the scan, sets the pace. (One
+/// case-folding DFA over all the literals instead was tried for
+/// `list=extended`: 3x slower than tokenising, since it walks every byte of
+/// the body.)
 const MAX_VARIANTS: usize = 256;
 
 /// Above this many distinct fingerprints Teddy's buckets (16 in its wide
 /// form) must share, and a shared bucket's masks accept any mix of its
 /// fingerprints' bytes: with 100 generated patterns the false hits made
-/// skimming 5x slower than tokenising. Also bounds the fingerprint choice,
-/// which compares each literal's choices with the others'.
+/// skimming 5x slower than tokenising.
 const MAX_FINGERPRINTS: usize = 16;
+
+/// At most this many literals are given a prefilter: the fingerprint
+/// choice compares each literal's choices with the others'. ESCU v13's
+/// list has 35, the app's `extended` list about 120.
+const MAX_LITERALS: usize = 256;
+
+/// At most this many fingerprints share the wide search's eight buckets
+/// ([`Prefilter::shared`]); past that a bucket's tables accept most bytes.
+const MAX_SHARED: usize = 64;
+
+/// The shared buckets are used only while they are expected to stop at
+/// fewer body places than this (false and true hits, from the byte weights
+/// of [`weight`]). ESCU v13's 35 patterns (30 fingerprints) come to 0.7%,
+/// and take half the time they take read row by row. The app's `extended`
+/// list (98 fingerprints) comes to 12%: with its buckets shared anyway it
+/// took as long as row by row (0.33 s for 10^6 events) and 1.7x the CPU,
+/// every stop a check on the reading thread.
+const MAX_HIT_RATE: f64 = 0.02;
 
 /// A literal and where its fingerprint sits in it.
 #[derive(Debug, Clone)]
@@ -102,18 +127,62 @@ impl Owner {
 /// Finds, in a body, places where a pattern's literal occurs.
 #[derive(Debug, Clone)]
 pub struct Prefilter {
-    /// Teddy over every spelling of the fingerprints.
-    searcher: Searcher,
     /// Lowercased fingerprints, sorted, and the literals owning each.
     fingerprints: Vec<([u8; FINGERPRINT], Vec<Owner>)>,
-    /// The fingerprint of each spelling, by Teddy's pattern index: a hit
+    search: Search,
+}
+
+/// How a [`Prefilter`] searches.
+#[derive(Debug, Clone)]
+enum Search {
+    /// Teddy over every spelling of the fingerprints; `spelled`: the
+    /// fingerprint of each spelling, by Teddy's pattern index, so that a hit
     /// names its owners without a lookup.
-    spelled: Vec<u8>,
-    /// The same search 64 bytes a step, with AVX-512 VBMI or in two halves
-    /// with AVX2 ([`super::fingerprints`]), used instead of Teddy on CPUs with either
-    /// when there are at most eight fingerprints (bucket `j`:
-    /// `fingerprints[j]`).
-    wide: Option<Tables>,
+    Teddy { searcher: Searcher, spelled: Vec<u8> },
+    /// The search 64 bytes a step, with AVX-512 VBMI or in two halves with
+    /// AVX2 ([`super::fingerprints`]), used instead of Teddy on CPUs with
+    /// either. Up to eight fingerprints have a bucket each (bucket `j`:
+    /// `fingerprints[j]`, and `shared` is `None`); a longer list shares the
+    /// eight, bucket `j` holding the fingerprints of `shared[j]`.
+    Wide {
+        tables: Tables,
+        shared: Option<Vec<Vec<Folded>>>,
+    },
+}
+
+/// A fingerprint in a shared bucket: which one a hit of the bucket is, if
+/// any, told with a load, an OR and a compare (as [`Owner`] does).
+#[derive(Debug, Clone, Copy)]
+struct Folded {
+    /// The fingerprint's bytes, lowercased, as a little-endian word.
+    word: u32,
+    /// 0x20 in the bytes that are letters.
+    fold: u32,
+    /// Its index in [`Prefilter::fingerprints`].
+    fp: usize,
+}
+
+impl Folded {
+    fn new(fp: &[u8; FINGERPRINT], index: usize) -> Self {
+        let (mut word, mut fold) = (0u32, 0u32);
+        for (i, &b) in fp.iter().enumerate() {
+            word |= u32::from(b.to_ascii_lowercase()) << (8 * i);
+            if b.is_ascii_alphabetic() {
+                fold |= 0x20 << (8 * i);
+            }
+        }
+        Folded { word, fold, fp: index }
+    }
+
+    /// The fingerprint is at `hay[p..]` in any letter case (`p + 3` lies
+    /// within `hay`, as it does for every place the search reports).
+    #[inline(always)]
+    fn at(&self, hay: &[u8], p: usize) -> bool {
+        match hay.get(p..p + FINGERPRINT) {
+            Some(&[a, b, c]) => (u32::from(a) | u32::from(b) << 8 | u32::from(c) << 16) | self.fold == self.word,
+            _ => false,
+        }
+    }
 }
 
 impl Prefilter {
@@ -126,10 +195,18 @@ impl Prefilter {
     /// none can serve: no literals, a literal shorter than a fingerprint (it
     /// would be in most rows), one holding `"` (doubled in the body), `$`
     /// (doubled in an `__mv_` cell) or an LF (a literal must lie within one
-    /// line of the body, see [`find`](Self::find)), or more than
-    /// [`MAX_VARIANTS`] spellings.
+    /// line of the body, see [`find`](Self::find)), more than
+    /// [`MAX_LITERALS`], or a list whose fingerprints neither Teddy nor
+    /// the wide search's shared buckets serve well.
     pub fn new(literals: &[Vec<u8>]) -> Option<Self> {
-        if literals.is_empty() {
+        Self::within(literals, MAX_HIT_RATE)
+    }
+
+    /// [`new`](Self::new), with shared buckets taken while they are
+    /// expected to stop at fewer than `max_rate` of the body's places (the
+    /// tests take them whatever their rate).
+    fn within(literals: &[Vec<u8>], max_rate: f64) -> Option<Self> {
+        if literals.is_empty() || literals.len() > MAX_LITERALS {
             return None;
         }
         if literals
@@ -137,9 +214,6 @@ impl Prefilter {
             .any(|l| l.len() < FINGERPRINT || l.iter().any(|b| matches!(b, b'"' | b'$' | b'\n')))
         {
             return None;
-        }
-        if literals.len() > 4 * MAX_FINGERPRINTS {
-            return None; // too many to share 16 fingerprints
         }
         // Each literal's fingerprint: its cheapest slice, where a slice some
         // other literal already uses costs nothing more. Twice over, so the
@@ -160,50 +234,101 @@ impl Prefilter {
                     .expect("the literal is long enough");
             }
         }
-        let mut fingerprints: Vec<([u8; FINGERPRINT], Vec<Owner>)> = Vec::new();
-        for (literal, &at) in literals.iter().zip(&chosen) {
-            let fp = lowered(&literal[at..]);
-            let owner = Owner::new(literal, at);
-            match fingerprints.binary_search_by(|(f, _)| f.cmp(&fp)) {
-                Ok(i) => fingerprints[i].1.push(owner),
-                Err(i) => fingerprints.insert(i, (fp, vec![owner])),
+        let fingerprints = owned(literals, &chosen);
+        if fingerprints.len() <= 8 {
+            if let Some(tables) = Tables::new(&fingerprints.iter().map(|(fp, _)| vec![*fp]).collect::<Vec<_>>()) {
+                return Some(Prefilter {
+                    fingerprints,
+                    search: Search::Wide { tables, shared: None },
+                });
             }
         }
-        // Teddy gives each new group of variants (same low nybbles) the
-        // bucket `last - id % buckets`, where `id` is its first pattern's
-        // index: with each fingerprint's first spelling listed first, every
-        // fingerprint opens its group with a new index, so up to 8 (16 in
-        // Teddy's wide form) fingerprints get buckets of their own instead of
-        // sharing one, whose masks would then accept any mix of them.
-        let spellings: Vec<Vec<Vec<u8>>> = fingerprints.iter().map(|(fp, _)| case_variants(fp)).collect();
-        let firsts = spellings.iter().map(|v| v[0].clone());
-        let rest = spellings.iter().flat_map(|v| v[1..].iter().cloned());
-        let variants: Vec<Vec<u8>> = firsts.chain(rest).collect();
-        let spelled: Vec<u8> = (0..spellings.len())
-            .chain(
-                spellings
-                    .iter()
-                    .enumerate()
-                    .flat_map(|(i, v)| v[1..].iter().map(move |_| i)),
-            )
-            .map(|i| i as u8)
-            .collect();
-        if variants.len() > MAX_VARIANTS || fingerprints.len() > MAX_FINGERPRINTS {
+        if let Some(search) = teddy(&fingerprints) {
+            return Some(Prefilter { fingerprints, search });
+        }
+        Self::shared(literals, max_rate)
+    }
+
+    /// A list too long for a bucket per fingerprint and for Teddy: the
+    /// wide search's eight buckets shared. Each literal takes its rarest
+    /// slice (by [`weight`]; a slice another literal took before wins a
+    /// tie), and each fingerprint, rarest last, the bucket whose expected
+    /// rate of hits it raises least ([`bucket_rate`]). `None` past
+    /// [`MAX_SHARED`] fingerprints, on a CPU without the wide search, or when
+    /// the buckets are expected to stop at `max_rate` of a body's places or
+    /// more.
+    fn shared(literals: &[Vec<u8>], max_rate: f64) -> Option<Self> {
+        if !Tables::runs_here() {
             return None;
         }
-        let searcher = Config::new()
-            .match_kind(MatchKind::LeftmostFirst)
-            .heuristic_pattern_limits(false)
-            .builder()
-            .extend(&variants)
-            .build()?;
-        let wide = Tables::new(&fingerprints.iter().map(|(fp, _)| *fp).collect::<Vec<_>>());
+        let mut taken: Vec<[u8; FINGERPRINT]> = Vec::new();
+        let mut chosen = Vec::with_capacity(literals.len());
+        for literal in literals {
+            let at = (0..=literal.len() - FINGERPRINT)
+                .min_by(|&a, &b| {
+                    let (fa, fb) = (lowered(&literal[a..]), lowered(&literal[b..]));
+                    rate(&fa)
+                        .total_cmp(&rate(&fb))
+                        .then(taken.contains(&fb).cmp(&taken.contains(&fa)))
+                })
+                .expect("the literal is long enough");
+            let fp = lowered(&literal[at..]);
+            if !taken.contains(&fp) {
+                taken.push(fp);
+            }
+            chosen.push(at);
+        }
+        let fingerprints = owned(literals, &chosen);
+        if fingerprints.len() > MAX_SHARED {
+            return None;
+        }
+        let mut order: Vec<usize> = (0..fingerprints.len()).collect();
+        order.sort_by(|&a, &b| rate(&fingerprints[b].0).total_cmp(&rate(&fingerprints[a].0)));
+        let mut buckets: Vec<Vec<[u8; FINGERPRINT]>> = vec![Vec::new(); 8];
+        let mut members: Vec<Vec<Folded>> = vec![Vec::new(); 8];
+        let mut rates = [0f64; 8];
+        for i in order {
+            let fp = fingerprints[i].0;
+            let (j, with) = (0..8)
+                .map(|j| {
+                    let mut trial = buckets[j].clone();
+                    trial.push(fp);
+                    (j, bucket_rate(&trial))
+                })
+                .min_by(|(a, ra), (b, rb)| (ra - rates[*a]).total_cmp(&(rb - rates[*b])))
+                .expect("eight buckets");
+            buckets[j].push(fp);
+            members[j].push(Folded::new(&fp, i));
+            rates[j] = with;
+        }
+        if rates.iter().sum::<f64>() >= max_rate {
+            return None;
+        }
+        let tables = Tables::new(&buckets)?;
         Some(Prefilter {
-            searcher,
             fingerprints,
-            spelled,
-            wide,
+            search: Search::Wide {
+                tables,
+                shared: Some(members),
+            },
         })
+    }
+
+    /// The same prefilter searching with Teddy (the tests compare the two),
+    /// when Teddy can serve its fingerprints.
+    #[cfg(test)]
+    fn with_teddy(&self) -> Option<Self> {
+        Some(Prefilter {
+            fingerprints: self.fingerprints.clone(),
+            search: teddy(&self.fingerprints)?,
+        })
+    }
+
+    /// Whether the eight buckets are shared (the tests check which lists
+    /// get them).
+    #[cfg(test)]
+    pub(crate) fn shares_buckets(&self) -> bool {
+        matches!(&self.search, Search::Wide { shared: Some(_), .. })
     }
 
     /// The length of the longest literal: how far past a position an
@@ -236,11 +361,11 @@ impl Prefilter {
     /// [`find`](Self::find), when no fingerprint position between `from`
     /// and `past` can be the answer: the search starts at `past`.
     pub fn find_past(&self, hay: &[u8], from: usize, past: usize) -> Option<usize> {
-        match &self.wide {
-            Some(wide) => wide.find(hay, past.max(from), |p, fp| {
-                verified(&self.fingerprints[fp].1, hay, from, p)
+        match &self.search {
+            Search::Wide { tables, shared } => tables.find(hay, past.max(from), |p, bucket| {
+                self.checked(shared, bucket, hay, from, p)
             }),
-            None => self.find_past_teddy(hay, from, past),
+            Search::Teddy { searcher, spelled } => self.find_past_teddy(searcher, spelled, hay, from, past),
         }
     }
 
@@ -256,20 +381,20 @@ impl Prefilter {
     /// answer, and so does this pass (a place at or before the last answer
     /// has none).
     pub fn find_each(&self, hay: &[u8], from: usize, mut each: impl FnMut(usize) -> bool) {
-        match &self.wide {
-            Some(wide) => {
+        match &self.search {
+            Search::Wide { tables, shared } => {
                 let mut after = from;
-                wide.find(hay, from, |p, fp| {
-                    if !verified(&self.fingerprints[fp].1, hay, after, p) {
+                tables.find(hay, from, |p, bucket| {
+                    if !self.checked(shared, bucket, hay, after, p) {
                         return false;
                     }
                     after = p + 1;
                     !each(p)
                 });
             }
-            None => {
+            Search::Teddy { searcher, spelled } => {
                 let mut at = from;
-                while let Some(p) = self.find_past_teddy(hay, at, at) {
+                while let Some(p) = self.find_past_teddy(searcher, spelled, hay, at, at) {
                     if !each(p) {
                         return;
                     }
@@ -279,13 +404,34 @@ impl Prefilter {
         }
     }
 
+    /// Whether a hit of the wide search's `bucket` at `p` is a literal
+    /// starting at or after `from`: one of the bucket's fingerprint's own
+    /// (a bucket each), or of whichever of a shared bucket's fingerprints
+    /// lies at `p`.
+    #[inline(always)]
+    fn checked(&self, shared: &Option<Vec<Vec<Folded>>>, bucket: usize, hay: &[u8], from: usize, p: usize) -> bool {
+        match shared {
+            None => verified(&self.fingerprints[bucket].1, hay, from, p),
+            Some(buckets) => buckets[bucket]
+                .iter()
+                .any(|f| f.at(hay, p) && verified(&self.fingerprints[f.fp].1, hay, from, p)),
+        }
+    }
+
     /// [`find_past`](Self::find_past) with Teddy.
-    fn find_past_teddy(&self, hay: &[u8], from: usize, past: usize) -> Option<usize> {
+    fn find_past_teddy(
+        &self,
+        searcher: &Searcher,
+        spelled: &[u8],
+        hay: &[u8],
+        from: usize,
+        past: usize,
+    ) -> Option<usize> {
         let mut at = past.max(from);
         while at < hay.len() {
-            let m = self.searcher.find_in(hay, Span::from(at..hay.len()))?;
+            let m = searcher.find_in(hay, Span::from(at..hay.len()))?;
             let p = m.start();
-            let owners = &self.fingerprints[usize::from(self.spelled[m.pattern().as_usize()])].1;
+            let owners = &self.fingerprints[usize::from(spelled[m.pattern().as_usize()])].1;
             if verified(owners, hay, from, p) {
                 return Some(p);
             }
@@ -293,6 +439,149 @@ impl Prefilter {
         }
         None
     }
+}
+
+/// The fingerprints `chosen` for `literals` (each literal's fingerprint
+/// starts at its `chosen` place), lowercased and sorted, each with the
+/// literals that own it.
+fn owned(literals: &[Vec<u8>], chosen: &[usize]) -> Vec<([u8; FINGERPRINT], Vec<Owner>)> {
+    let mut fingerprints: Vec<([u8; FINGERPRINT], Vec<Owner>)> = Vec::new();
+    for (literal, &at) in literals.iter().zip(chosen) {
+        let fp = lowered(&literal[at..]);
+        let owner = Owner::new(literal, at);
+        match fingerprints.binary_search_by(|(f, _)| f.cmp(&fp)) {
+            Ok(i) => fingerprints[i].1.push(owner),
+            Err(i) => fingerprints.insert(i, (fp, vec![owner])),
+        }
+    }
+    fingerprints
+}
+
+/// Teddy over every spelling of `fingerprints`, when it can serve them
+/// (at most [`MAX_FINGERPRINTS`] and [`MAX_VARIANTS`] spellings).
+fn teddy(fingerprints: &[([u8; FINGERPRINT], Vec<Owner>)]) -> Option<Search> {
+    if fingerprints.len() > MAX_FINGERPRINTS {
+        return None;
+    }
+    // Teddy gives each new group of variants (same low nybbles) the
+    // bucket `last - id % buckets`, where `id` is its first pattern's
+    // index: with each fingerprint's first spelling listed first, every
+    // fingerprint opens its group with a new index, so up to 8 (16 in
+    // Teddy's wide form) fingerprints get buckets of their own instead of
+    // sharing one, whose masks would then accept any mix of them.
+    let spellings: Vec<Vec<Vec<u8>>> = fingerprints.iter().map(|(fp, _)| case_variants(fp)).collect();
+    let firsts = spellings.iter().map(|v| v[0].clone());
+    let rest = spellings.iter().flat_map(|v| v[1..].iter().cloned());
+    let variants: Vec<Vec<u8>> = firsts.chain(rest).collect();
+    if variants.len() > MAX_VARIANTS {
+        return None;
+    }
+    let spelled: Vec<u8> = (0..spellings.len())
+        .chain(
+            spellings
+                .iter()
+                .enumerate()
+                .flat_map(|(i, v)| v[1..].iter().map(move |_| i)),
+        )
+        .map(|i| i as u8)
+        .collect();
+    let searcher = Config::new()
+        .match_kind(MatchKind::LeftmostFirst)
+        .heuristic_pattern_limits(false)
+        .builder()
+        .extend(&variants)
+        .build()?;
+    Some(Search::Teddy { searcher, spelled })
+}
+
+/// How often a byte stands in the values a body's rows hold, per 10,000
+/// bytes: the lowercased bytes of the `Image`, `QueryName`, `QueryResults`
+/// and `Computer` values of the 232 groups of every real Sysmon EventID 22
+/// record in the project's fixtures. `e`, `m`, `.` and `o` lead (`.com`,
+/// `microsoft`); bytes seen less than once in 10,000 weigh 1.
+fn weight(b: u8) -> u32 {
+    match b.to_ascii_lowercase() {
+        b'e' => 939,
+        b'm' => 714,
+        b'.' => 668,
+        b'o' => 611,
+        b'\\' => 522,
+        b'r' => 496,
+        b's' => 494,
+        b'a' => 462,
+        b'n' => 440,
+        b'd' => 423,
+        b't' => 395,
+        b'p' => 386,
+        b'c' => 347,
+        b'f' => 324,
+        b'g' => 301,
+        b'i' => 270,
+        b'0' => 265,
+        b'w' => 202,
+        b'x' => 198,
+        b'-' => 190,
+        b'l' => 144,
+        b'1' => 129,
+        b'2' => 121,
+        b':' => 119,
+        b'9' => 113,
+        b'8' => 108,
+        b'4' => 105,
+        b' ' => 101,
+        b'7' => 99,
+        b'b' => 48,
+        b'u' => 38,
+        b'3' => 33,
+        b'6' => 32,
+        b'y' => 28,
+        b'5' => 25,
+        b'h' => 24,
+        b'k' => 21,
+        b'v' => 19,
+        b';' => 15,
+        b'z' => 9,
+        b'j' | b'(' | b')' => 4,
+        b'q' => 3,
+        b'<' | b'>' | b'_' => 2,
+        _ => 1,
+    }
+}
+
+/// The share of a body's bytes that are `b`, by [`weight`], a letter's
+/// weight split between its two spellings.
+fn share(b: u8) -> f64 {
+    static TOTAL: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    let raw = |b: u8| f64::from(weight(b)) / if b.is_ascii_alphabetic() { 2.0 } else { 1.0 };
+    raw(b) / TOTAL.get_or_init(|| (0..=255u8).map(raw).sum())
+}
+
+/// How often `fp` is expected at a body place, in any letter case.
+fn rate(fp: &[u8; FINGERPRINT]) -> f64 {
+    fp.iter()
+        .map(|&b| {
+            if b.is_ascii_alphabetic() {
+                2.0 * share(b)
+            } else {
+                share(b)
+            }
+        })
+        .product()
+}
+
+/// How often a shared bucket of `fingerprints` is expected to stop at a
+/// body place: the share of bytes its tables accept at each of the three
+/// places, multiplied (any mix of its fingerprints' nybbles passes).
+fn bucket_rate(fingerprints: &[[u8; FINGERPRINT]]) -> f64 {
+    let tables = Tables::of(&[fingerprints.to_vec()]);
+    (0..FINGERPRINT)
+        .map(|i| {
+            (0..=255u8)
+                .filter(|&b| tables.accepts(i, b) != 0)
+                .map(share)
+                .sum::<f64>()
+        })
+        .product()
 }
 
 /// Does one of `owners`, the literals owning the fingerprint Teddy found at
@@ -421,10 +710,38 @@ mod tests {
         let some: Vec<String> = (0..16).map(|i| format!("zz{i:03}")).collect();
         let some: Vec<&str> = some.iter().map(String::as_str).collect();
         assert!(Prefilter::new(&lits(&some)).is_some());
-        // more fingerprints than Teddy has buckets
+        // More fingerprints than Teddy has buckets share the wide search's
+        // eight, where the CPU has it.
         let many: Vec<String> = (0..17).map(|i| format!("zz{i:03}")).collect();
         let many: Vec<&str> = many.iter().map(String::as_str).collect();
-        assert!(Prefilter::new(&lits(&many)).is_none());
+        let shared = Prefilter::new(&lits(&many));
+        assert_eq!(shared.is_some(), Tables::runs_here());
+        assert!(shared.is_none_or(|p| p.shares_buckets()));
+        // Past what the shared buckets serve: fingerprints of the commonest
+        // bytes (expected at more than `MAX_HIT_RATE` of a body's places)...
+        let common: Vec<String> = (0..64)
+            .map(|i| {
+                let b = |k: usize| char::from(b"emo.rsan"[(i >> (3 * k)) % 8]);
+                format!("{}{}{}", b(0), b(1), b(2))
+            })
+            .collect();
+        let common: Vec<&str> = common.iter().map(String::as_str).collect();
+        assert!(Prefilter::new(&lits(&common)).is_none());
+        assert_eq!(
+            Prefilter::within(&lits(&common), f64::INFINITY).is_some(),
+            Tables::runs_here()
+        );
+        // ...more fingerprints than `MAX_SHARED`, or literals than `MAX_LITERALS`.
+        let distinct: Vec<String> = (0..=MAX_SHARED).map(|i| format!("q{i:02x}")).collect();
+        let distinct: Vec<&str> = distinct.iter().map(String::as_str).collect();
+        assert!(Prefilter::within(&lits(&distinct), f64::INFINITY).is_none());
+        assert_eq!(
+            Prefilter::within(&lits(&distinct[1..]), f64::INFINITY).is_some(),
+            Tables::runs_here()
+        );
+        let longest: Vec<String> = (0..=MAX_LITERALS).map(|i| format!("zz{i:03}")).collect();
+        let longest: Vec<&str> = longest.iter().map(String::as_str).collect();
+        assert!(Prefilter::within(&lits(&longest), f64::INFINITY).is_none());
     }
 
     #[test]
@@ -446,10 +763,7 @@ mod tests {
     #[test]
     fn each_answer_starts_the_next_search() {
         let p = Prefilter::new(&lits(&["...b", "...", "..ba"])).expect("a prefilter");
-        let teddy = Prefilter {
-            wide: None,
-            ..p.clone()
-        };
+        let teddy = p.with_teddy().expect("Teddy serves three fingerprints");
         for q in [&p, &teddy] {
             let mut all = Vec::new();
             q.find_each(b"...b", 0, |f| {
@@ -470,36 +784,79 @@ mod tests {
             let literals: Vec<Vec<u8>> = literals.into_iter().map(String::into_bytes).collect();
             let from = from.min(hay.len());
             let p = Prefilter::new(&literals).unwrap();
+            let teddy = p.with_teddy().expect("Teddy serves eight literals");
             check(&p, &literals, &hay, from)?;
             // Both searches give every answer alike, from past the end too.
             for past in [from, from + 1, from + 70, hay.len(), hay.len() + 1, usize::MAX] {
-                prop_assert_eq!(p.find_past(&hay, from, past), p.find_past_teddy(&hay, from, past), "past {}", past);
+                prop_assert_eq!(p.find_past(&hay, from, past), teddy.find_past(&hay, from, past), "past {}", past);
             }
             prop_assert_eq!(p.find_past(&hay, from, usize::MAX), None);
-            // One pass gives what asking again after each answer gives, with
-            // either search, and stops where told.
-            let mut want = Vec::new();
-            let mut at = from;
-            while let Some(f) = p.find(&hay, at) {
-                want.push(f);
-                at = f + 1;
-            }
-            let teddy = Prefilter { wide: None, ..p.clone() };
-            for q in [&p, &teddy] {
-                let mut all = Vec::new();
-                q.find_each(&hay, from, |f| {
-                    all.push(f);
-                    true
-                });
-                prop_assert_eq!(&all, &want);
-                let mut first = Vec::new();
-                q.find_each(&hay, from, |f| {
-                    first.push(f);
-                    first.len() < 2
-                });
-                prop_assert_eq!(&first[..], &want[..want.len().min(2)]);
+            one_pass_agrees(&[&p, &teddy], &hay, from)?;
+        }
+
+        /// Lists too long for a bucket each: the eight buckets shared,
+        /// whatever the rate of false hits, still give exactly the answers
+        /// a plain search promises.
+        #[test]
+        fn shared_buckets_agree_with_a_plain_search(
+            literals in prop::collection::vec("[a-eA-E.0-2]{3,7}", 9..60),
+            hay in prop::collection::vec(prop::sample::select(b"abcdeABCDE.012,\n\"x".to_vec()), 0..400),
+            from in 0usize..400,
+        ) {
+            let literals: Vec<Vec<u8>> = literals.into_iter().map(String::into_bytes).collect();
+            let from = from.min(hay.len());
+            // `None` on a CPU without the wide search (Teddy or the rows then serve).
+            if let Some(p) = Prefilter::shared(&literals, f64::INFINITY) {
+                prop_assert!(p.shares_buckets());
+                check(&p, &literals, &hay, from)?;
+                for past in [from, from + 1, from + 70, hay.len(), usize::MAX] {
+                    let want = if past > from { Prefilter::new_plain(&p, &hay, from, past) } else { p.find(&hay, from) };
+                    prop_assert_eq!(p.find_past(&hay, from, past), want, "past {}", past);
+                }
+                one_pass_agrees(&[&p], &hay, from)?;
             }
         }
+    }
+
+    impl Prefilter {
+        /// What [`Prefilter::find_past`] promises: the first answer of
+        /// `find` from `from` at `past` or later, given none lies between.
+        fn new_plain(&self, hay: &[u8], from: usize, past: usize) -> Option<usize> {
+            let mut at = from;
+            while let Some(f) = self.find(hay, at) {
+                if f >= past {
+                    return Some(f);
+                }
+                at = f + 1;
+            }
+            None
+        }
+    }
+
+    /// One pass gives what asking again after each answer gives, with each
+    /// search, and stops where told.
+    fn one_pass_agrees(searches: &[&Prefilter], hay: &[u8], from: usize) -> Result<(), TestCaseError> {
+        let mut want = Vec::new();
+        let mut at = from;
+        while let Some(f) = searches[0].find(hay, at) {
+            want.push(f);
+            at = f + 1;
+        }
+        for q in searches {
+            let mut all = Vec::new();
+            q.find_each(hay, from, |f| {
+                all.push(f);
+                true
+            });
+            prop_assert_eq!(&all, &want);
+            let mut first = Vec::new();
+            q.find_each(hay, from, |f| {
+                first.push(f);
+                first.len() < 2
+            });
+            prop_assert_eq!(&first[..], &want[..want.len().min(2)]);
+        }
+        Ok(())
     }
 
     /// What [`Prefilter::find`] promises, checked by brute force.
