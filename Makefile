@@ -52,7 +52,7 @@ reproducible: package
 	scripts/check_reproducible.sh
 
 ## Benchmarks side by side (cat, abusedweb, the splunklib peer; distributed=true against the
-## search-head-only run; list=extended and 100,000 patterns against the six); writes benches/RESULTS.md.
+## search-head-only run; list=escu_v13, list=extended and 100,000 patterns against the six); writes benches/RESULTS.md.
 bench:
 	python3 benches/run.py
 	python3 benches/distributed.py --no-build
