@@ -5,15 +5,18 @@
 //!   against the whole slice).
 //! * Skimming for the six default literals (the candidate scan) gives the
 //!   same row count and error, and hands over the tokeniser's rows less only
-//!   rows none of whose values holds a literal.
+//!   rows none of whose values holds a literal; so does skimming for ESCU
+//!   v13's 35 (the search's eight buckets shared, on CPUs with AVX2 or
+//!   AVX-512).
 //! * `__mv_` decoding: whatever decodes re-encodes to the same bytes, and any
 //!   list of values survives encode → decode.
 #![no_main]
 
 use abusedweb::codec::body::Decoder;
 use abusedweb::codec::multivalue;
+use abusedweb::command::lists::Lists;
 use abusedweb::engine::prefilter::Prefilter;
-use abusedweb::engine::wildcard::DEFAULT_PATTERNS;
+use abusedweb::engine::wildcard::{PatternSet, DEFAULT_PATTERNS};
 use libfuzzer_sys::fuzz_target;
 use std::cell::RefCell;
 use std::io::Read;
@@ -52,16 +55,86 @@ thread_local! {
     // reuses its decoder across the chunks of a search: state left behind by
     // one body (a grown window, a failed decode) must not change the next.
     static DECODERS: [RefCell<Decoder>; 2] = [RefCell::new(Decoder::new(&FIELDS)), RefCell::new(Decoder::new(&FIELDS))];
-    static SKIMMING: RefCell<Decoder> = RefCell::new({
-        let mut d = Decoder::new(&FIELDS);
-        d.skim_with(Prefilter::new(&literals()).expect("the six get a prefilter"), 0);
-        d
-    });
+    static SKIMMING: RefCell<Decoder> = RefCell::new(skimming(&literals()));
+    static SKIMMING_V13: (RefCell<Decoder>, Vec<Vec<u8>>) = {
+        let v13 = v13_literals();
+        (RefCell::new(skimming(&v13)), v13)
+    };
+}
+
+/// A decoder skimming for `literals` (reading every row where no
+/// prefilter serves them).
+fn skimming(literals: &[Vec<u8>]) -> Decoder {
+    let mut d = Decoder::new(&FIELDS);
+    if let Some(prefilter) = Prefilter::new(literals) {
+        d.skim_with(prefilter, 0);
+    }
+    d
 }
 
 /// The literals of the six default patterns (`*pastebin*` → `pastebin`).
 fn literals() -> Vec<Vec<u8>> {
-    DEFAULT_PATTERNS.iter().map(|p| p.trim_matches('*').as_bytes().to_vec()).collect()
+    DEFAULT_PATTERNS
+        .iter()
+        .map(|p| p.trim_matches('*').as_bytes().to_vec())
+        .collect()
+}
+
+/// The literals of ESCU v13's patterns, from the app's lookup.
+fn v13_literals() -> Vec<Vec<u8>> {
+    let lookup = include_str!("../../lookups/abused_web_services.csv");
+    let lists = Lists::parse(lookup, "abused_web_services.csv", None).expect("the shipped lookup");
+    let patterns: Vec<&str> = lists
+        .get("escu_v13")
+        .expect("escu_v13")
+        .iter()
+        .map(|e| e.pattern.as_str())
+        .collect();
+    PatternSet::new(&patterns)
+        .expect("its patterns")
+        .required_literals()
+        .expect("literals")
+        .to_vec()
+}
+
+/// The candidate scan against the tokeniser's rows (`whole`): the same
+/// row count and error, and the tokeniser's rows less only rows none of
+/// whose values holds one of `literals`.
+fn skims_as_it_tokenises(
+    decoder: &RefCell<Decoder>,
+    literals: &[Vec<u8>],
+    data: &[u8],
+    step: usize,
+    whole: &(Result<u64, String>, Rows),
+) {
+    let (skim_result, skimmed, skipped) = {
+        let mut d = decoder.borrow_mut();
+        let (result, rows) = decode_with(&mut d, Trickle { data, step });
+        (result, rows, d.skipped())
+    };
+    assert_eq!(skim_result, whole.0);
+    let holds = |fields: &Vec<Result<Vec<Vec<u8>>, usize>>| {
+        fields.iter().flatten().flatten().any(|v| {
+            literals
+                .iter()
+                .any(|l| v.windows(l.len()).any(|w| w.eq_ignore_ascii_case(l)))
+        })
+    };
+    let mut handed = skimmed.iter().peekable();
+    for row in &whole.1 {
+        if handed.peek() == Some(&row) {
+            handed.next();
+        } else {
+            assert!(!holds(&row.2), "a row that can match was skipped: {row:?}");
+        }
+    }
+    assert!(
+        handed.next().is_none(),
+        "a row the tokeniser never gave was handed over"
+    );
+    if let Ok(n) = skim_result {
+        assert_eq!(n, skimmed.len() as u64 + skipped);
+    }
 }
 
 fn decode<R: Read + Send>(which: usize, body: R) -> (Result<u64, String>, Rows) {
@@ -102,31 +175,10 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(whole, decode_with(&mut Decoder::new(&FIELDS), rest));
     }
 
-    // The candidate scan against the tokeniser.
-    let (skim_result, skimmed, skipped) = SKIMMING.with(|d| {
-        let mut d = d.borrow_mut();
-        let (result, rows) = decode_with(&mut d, Trickle { data: rest, step: usize::from(mode / 16) + 1 });
-        (result, rows, d.skipped())
-    });
-    assert_eq!(skim_result, whole.0);
-    let literals = literals();
-    let holds = |fields: &Vec<Result<Vec<Vec<u8>>, usize>>| {
-        fields.iter().flatten().flatten().any(|v| {
-            literals.iter().any(|l| v.windows(l.len()).any(|w| w.eq_ignore_ascii_case(l)))
-        })
-    };
-    let mut handed = skimmed.iter().peekable();
-    for row in &whole.1 {
-        if handed.peek() == Some(&row) {
-            handed.next();
-        } else {
-            assert!(!holds(&row.2), "a row that can match was skipped: {row:?}");
-        }
-    }
-    assert!(handed.next().is_none(), "a row the tokeniser never gave was handed over");
-    if let Ok(n) = skim_result {
-        assert_eq!(n, skimmed.len() as u64 + skipped);
-    }
+    // The candidate scan against the tokeniser, for the six and for ESCU v13's list.
+    let step = usize::from(mode / 16) + 1;
+    SKIMMING.with(|d| skims_as_it_tokenises(d, &literals(), rest, step, &whole));
+    SKIMMING_V13.with(|(d, v13)| skims_as_it_tokenises(d, v13, rest, step, &whole));
 
     // The whole input as one encoded `__mv_` value.
     let decoded: Result<Vec<Vec<u8>>, usize> = multivalue::decode(rest).map(|v| v.map(|c| c.into_owned())).collect();
