@@ -59,6 +59,12 @@ const MAX_FINGERPRINTS: usize = 16;
 /// list has 35, the app's `extended` list about 120.
 const MAX_LITERALS: usize = 256;
 
+/// A literal's fingerprint is chosen among its first this many slices (any
+/// slice serves): the choice compares each with the other literals', so a
+/// lookup of long patterns would otherwise take it quadratic time in their
+/// length. A DNS name holds at most 253 bytes.
+const MAX_SLICES: usize = 256;
+
 /// At most this many fingerprints share the wide search's eight buckets
 /// ([`Prefilter::shared`]); past that a bucket's tables accept most bytes.
 const MAX_SHARED: usize = 64;
@@ -217,6 +223,7 @@ impl Prefilter {
                     .map(|j| lowered(&literals[j][chosen[j]..]))
                     .collect();
                 chosen[i] = (0..=literal.len() - FINGERPRINT)
+                    .take(MAX_SLICES)
                     .min_by_key(|&at| {
                         let fp = lowered(&literal[at..]);
                         let added = if others.contains(&fp) { 0 } else { 1 << letters(&fp) };
@@ -256,6 +263,7 @@ impl Prefilter {
         let mut chosen = Vec::with_capacity(literals.len());
         for literal in literals {
             let at = (0..=literal.len() - FINGERPRINT)
+                .take(MAX_SLICES)
                 .min_by(|&a, &b| {
                     let (fa, fb) = (lowered(&literal[a..]), lowered(&literal[b..]));
                     rate(&fa)
@@ -828,6 +836,20 @@ mod tests {
             Prefilter::within(&lits(&distinct[1..]), f64::INFINITY).is_some(),
             Tables::runs_here()
         );
+        // Long literals: the fingerprint lies among the first slices, and
+        // a literal is still found whole.
+        let long: Vec<Vec<u8>> = (0..MAX_LITERALS)
+            .map(|i| [format!("zz{i:03}").into_bytes(), vec![b'q'; 100_000], b"!".to_vec()].concat())
+            .collect();
+        let built = [
+            (Prefilter::new(&long[..2]), 1),
+            (Prefilter::within(&long, f64::INFINITY), 7),
+        ];
+        for (p, i) in built.into_iter().filter_map(|(p, i)| Some((p?, i))) {
+            let hay = [&b"x,"[..], &long[i], b"\n"].concat();
+            assert!(p.find(&hay, 0).is_some_and(|f| f < MAX_SLICES + 2));
+            assert_eq!(p.find(&hay[..hay.len() - 2], 0), None, "cut short");
+        }
         let longest: Vec<String> = (0..=MAX_LITERALS).map(|i| format!("zz{i:03}")).collect();
         let longest: Vec<&str> = longest.iter().map(String::as_str).collect();
         assert!(Prefilter::within(&lits(&longest), f64::INFINITY).is_none());
