@@ -921,7 +921,7 @@ mod tests {
                 prop_assert!(p.shares_buckets());
                 check(&p, &literals, &hay, from)?;
                 for past in [from, from + 1, from + 70, hay.len(), usize::MAX] {
-                    let want = if past > from { Prefilter::new_plain(&p, &hay, from, past) } else { p.find(&hay, from) };
+                    let want = if past > from { Prefilter::plain_find_past(&p, &hay, from, past) } else { p.find(&hay, from) };
                     prop_assert_eq!(p.find_past(&hay, from, past), want, "past {}", past);
                 }
                 one_pass_agrees(&[&p], &hay, from)?;
@@ -932,7 +932,7 @@ mod tests {
     impl Prefilter {
         /// What [`Prefilter::find_past`] promises: the first answer of
         /// `find` from `from` at `past` or later, given none lies between.
-        fn new_plain(&self, hay: &[u8], from: usize, past: usize) -> Option<usize> {
+        fn plain_find_past(&self, hay: &[u8], from: usize, past: usize) -> Option<usize> {
             let mut at = from;
             while let Some(f) = self.find(hay, at) {
                 if f >= past {
