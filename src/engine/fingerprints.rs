@@ -22,7 +22,7 @@
 //! have a bucket each (one byte of buckets). Longer pattern lists share the
 //! buckets: a bucket's tables then accept any mix of its fingerprints'
 //! nybbles, so a surviving bit is a maybe, which the caller checks against
-//! the bucket's fingerprints ([`Tables::accepts`] lets it weigh how often a
+//! the bucket's fingerprints ([`Tables::accepted`] lets it weigh how often a
 //! bucket will be wrong before it chooses one).
 
 /// Fingerprint length: the prefilter's (the search's three classes a
@@ -62,8 +62,9 @@ impl Tables {
         avx512 || avx2
     }
 
-    /// The tables, whatever the CPU (at most eight buckets).
-    pub fn of(buckets: &[Vec<[u8; LEN]>]) -> Self {
+    /// The tables, whatever the CPU (at most eight buckets): not for
+    /// [`Self::find`], which runs the search this CPU was seen to have.
+    fn of(buckets: &[Vec<[u8; LEN]>]) -> Self {
         let mut t = Tables {
             lo: [[0; 16]; LEN],
             hi: [[0; 16]; LEN],
@@ -84,8 +85,16 @@ impl Tables {
 
     /// The buckets that accept byte `b` at place `i` of a fingerprint:
     /// with shared buckets more than their fingerprints' own bytes.
-    pub fn accepts(&self, i: usize, b: u8) -> u8 {
+    fn accepts(&self, i: usize, b: u8) -> u8 {
         self.lo[i][usize::from(b & 15)] & self.hi[i][usize::from(b >> 4)]
+    }
+
+    /// Which bytes one bucket holding `fingerprints` accepts at each place
+    /// (`[i][b]`), whatever the CPU: what the prefilter weighs before it
+    /// chooses a bucket.
+    pub fn accepted(fingerprints: &[[u8; LEN]]) -> [[bool; 256]; LEN] {
+        let t = Self::of(&[fingerprints.to_vec()]);
+        std::array::from_fn(|i| std::array::from_fn(|b| t.accepts(i, b as u8) != 0))
     }
 
     /// The first place `p` from `at` on where a fingerprint starts in `hay`

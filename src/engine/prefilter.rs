@@ -665,18 +665,14 @@ fn rate(fp: &[u8; FINGERPRINT]) -> f64 {
 /// [`COMMON_RATE`] for each slice of [`COMMON_WORDS`] it accepts (a mix
 /// such as `t.c`, from `r.c` and `tun`, stands in every `microsoft.com`).
 fn bucket_rate(fingerprints: &[[u8; FINGERPRINT]]) -> f64 {
-    let tables = Tables::of(&[fingerprints.to_vec()]);
-    let bytes: f64 = (0..FINGERPRINT)
-        .map(|i| {
-            (0..=255u8)
-                .filter(|&b| tables.accepts(i, b) != 0)
-                .map(share)
-                .sum::<f64>()
-        })
+    let accepted = Tables::accepted(fingerprints);
+    let bytes: f64 = accepted
+        .iter()
+        .map(|place| (0..=255u8).filter(|&b| place[usize::from(b)]).map(share).sum::<f64>())
         .product();
     let common = common_trigrams()
         .iter()
-        .filter(|t| t.iter().enumerate().all(|(i, &b)| tables.accepts(i, b) != 0))
+        .filter(|t| t.iter().enumerate().all(|(i, &b)| accepted[i][usize::from(b)]))
         .count();
     bytes + COMMON_RATE * common as f64
 }
