@@ -74,10 +74,7 @@ fn skimming(literals: &[Vec<u8>]) -> Decoder {
 
 /// The literals of the six default patterns (`*pastebin*` → `pastebin`).
 fn literals() -> Vec<Vec<u8>> {
-    DEFAULT_PATTERNS
-        .iter()
-        .map(|p| p.trim_matches('*').as_bytes().to_vec())
-        .collect()
+    DEFAULT_PATTERNS.iter().map(|p| p.trim_matches('*').as_bytes().to_vec()).collect()
 }
 
 /// The literals of ESCU v13's patterns, from the app's lookup.
