@@ -29,29 +29,39 @@
 /// block are written for it).
 use super::prefilter::FINGERPRINT as LEN;
 
-/// The nybble tables of up to eight fingerprints.
+/// Most buckets: two sets of eight, each a byte of bucket bits.
+pub const MAX_BUCKETS: usize = 16;
+
+/// The nybble tables of up to sixteen buckets of fingerprints, eight to a
+/// set: bucket `j` is bit `j % 8` of set `j / 8`.
 #[derive(Debug, Clone)]
 pub struct Tables {
-    /// `lo[i][n]`: the buckets whose fingerprint's byte `i` has low nybble `n`.
-    lo: [[u8; 16]; LEN],
-    /// `hi[i][n]`: the same for high nybbles, both letter cases.
-    hi: [[u8; 16]; LEN],
-    /// The CPU runs [`find_avx512`]; otherwise [`find_avx2`] (x86_64 only).
+    /// `lo[s][i][n]`: the buckets of set `s` whose fingerprint's byte `i`
+    /// has low nybble `n`.
+    lo: [[[u8; 16]; LEN]; 2],
+    /// `hi[s][i][n]`: the same for high nybbles, both letter cases.
+    hi: [[[u8; 16]; LEN]; 2],
+    /// Sets in use: 1 for up to eight buckets, 2 for more (each set costs
+    /// the search its own lookups).
+    sets: usize,
+    /// The CPU runs [`find_avx512`] (one set only); otherwise [`find_avx2`]
+    /// (x86_64 only).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     avx512: bool,
 }
 
 impl Tables {
     /// Tables for `buckets` of fingerprints (lowercased), the fingerprints
-    /// of `buckets[j]` in bucket `j`; `None` for more than eight buckets, or
-    /// when this CPU cannot run the search.
+    /// of `buckets[j]` in bucket `j`; `None` for more than [`MAX_BUCKETS`],
+    /// or when this CPU cannot run the search.
     pub fn new(buckets: &[Vec<[u8; LEN]>]) -> Option<Self> {
-        if buckets.len() > 8 || !Self::runs_here() {
+        if buckets.len() > MAX_BUCKETS || !Self::runs_here() {
             return None;
         }
+        let t = Self::of(buckets);
         Some(Tables {
-            avx512: available().0,
-            ..Self::of(buckets)
+            avx512: available().0 && t.sets == 1,
+            ..t
         })
     }
 
@@ -62,20 +72,22 @@ impl Tables {
         avx512 || avx2
     }
 
-    /// The tables, whatever the CPU (at most eight buckets): not for
-    /// [`Self::find`], which runs the search this CPU was seen to have.
+    /// The tables, whatever the CPU (at most [`MAX_BUCKETS`] buckets): not
+    /// for [`Self::find`], which runs the search this CPU was seen to have.
     fn of(buckets: &[Vec<[u8; LEN]>]) -> Self {
         let mut t = Tables {
-            lo: [[0; 16]; LEN],
-            hi: [[0; 16]; LEN],
+            lo: [[[0; 16]; LEN]; 2],
+            hi: [[[0; 16]; LEN]; 2],
+            sets: if buckets.len() > 8 { 2 } else { 1 },
             avx512: false,
         };
-        for (j, bucket) in buckets.iter().enumerate().take(8) {
+        for (j, bucket) in buckets.iter().enumerate().take(MAX_BUCKETS) {
+            let (set, bit) = (j / 8, 1 << (j % 8));
             for fp in bucket {
                 for (i, &b) in fp.iter().enumerate() {
                     for spelling in [b.to_ascii_lowercase(), b.to_ascii_uppercase()] {
-                        t.lo[i][usize::from(spelling & 15)] |= 1 << j;
-                        t.hi[i][usize::from(spelling >> 4)] |= 1 << j;
+                        t.lo[set][i][usize::from(spelling & 15)] |= bit;
+                        t.hi[set][i][usize::from(spelling >> 4)] |= bit;
                     }
                 }
             }
@@ -83,10 +95,12 @@ impl Tables {
         t
     }
 
-    /// The buckets that accept byte `b` at place `i` of a fingerprint:
-    /// with shared buckets more than their fingerprints' own bytes.
-    fn accepts(&self, i: usize, b: u8) -> u8 {
-        self.lo[i][usize::from(b & 15)] & self.hi[i][usize::from(b >> 4)]
+    /// The buckets that accept byte `b` at place `i` of a fingerprint
+    /// (bucket `j` is bit `j`): with shared buckets more than their
+    /// fingerprints' own bytes.
+    fn accepts(&self, i: usize, b: u8) -> u16 {
+        let (lo, hi) = (usize::from(b & 15), usize::from(b >> 4));
+        u16::from(self.lo[0][i][lo] & self.hi[0][i][hi]) | u16::from(self.lo[1][i][lo] & self.hi[1][i][hi]) << 8
     }
 
     /// Which bytes one bucket holding `fingerprints` accepts at each place
@@ -109,8 +123,10 @@ impl Tables {
             unsafe {
                 if self.avx512 {
                     find_avx512(self, hay, at, hit)
+                } else if self.sets == 1 {
+                    find_avx2::<1>(self, hay, at, hit)
                 } else {
-                    find_avx2(self, hay, at, hit)
+                    find_avx2::<2>(self, hay, at, hit)
                 }
             }
         }
@@ -138,8 +154,8 @@ fn available() -> (bool, bool) {
 
 /// The buckets whose fingerprint starts at `hay[p..]`, byte by byte.
 #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
-fn buckets_at(t: &Tables, hay: &[u8], p: usize) -> u8 {
-    (0..LEN).fold(0xff, |acc, i| acc & t.accepts(i, hay[p + i]))
+fn buckets_at(t: &Tables, hay: &[u8], p: usize) -> u16 {
+    (0..LEN).fold(!0, |acc, i| acc & t.accepts(i, hay[p + i]))
 }
 
 /// [`Tables::find`] a byte at a time: the tests' oracle, and the search on
@@ -179,25 +195,27 @@ const BY_1: [u8; 64] = shifted_by(1);
 const BY_2: [u8; 64] = shifted_by(2);
 
 /// Ask `hit` about the fingerprints ending at `base + k` for each bit `k`
-/// of `mask`, in order, bucket by bucket (`each[k]`): the wide searches'
-/// answer for one 64-byte block; the place `hit` says yes to.
+/// of `mask`, in order, bucket by bucket (`each[s][k]`, set by set): the
+/// wide searches' answer for one 64-byte block; the place `hit` says yes to.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn report_block(
+fn report_block<const SETS: usize>(
     base: usize,
-    each: &[u8; 64],
+    each: &[[u8; 64]; SETS],
     mut mask: u64,
     hit: &mut impl FnMut(usize, usize) -> bool,
 ) -> Option<usize> {
     while mask != 0 {
         let k = mask.trailing_zeros() as usize;
         let start = base + k - (LEN - 1);
-        let mut b = each[k];
-        while b != 0 {
-            if hit(start, b.trailing_zeros() as usize) {
-                return Some(start);
+        for (s, set) in each.iter().enumerate() {
+            let mut b = set[k];
+            while b != 0 {
+                if hit(start, 8 * s + b.trailing_zeros() as usize) {
+                    return Some(start);
+                }
+                b &= b - 1;
             }
-            b &= b - 1;
         }
         mask &= mask - 1;
     }
@@ -221,8 +239,8 @@ unsafe fn find_avx512(t: &Tables, hay: &[u8], at: usize, mut hit: impl FnMut(usi
     // loop's bound keeps 64 bytes before its end.
     let load64 = |bytes: *const u8| unsafe { _mm512_loadu_si512(bytes.cast()) };
     let table = |row: &[u8; 16]| unsafe { _mm512_broadcast_i32x4(_mm_loadu_si128(row.as_ptr().cast())) };
-    let lo: [__m512i; LEN] = std::array::from_fn(|i| table(&t.lo[i]));
-    let hi: [__m512i; LEN] = std::array::from_fn(|i| table(&t.hi[i]));
+    let lo: [__m512i; LEN] = std::array::from_fn(|i| table(&t.lo[0][i]));
+    let hi: [__m512i; LEN] = std::array::from_fn(|i| table(&t.hi[0][i]));
     let (by_1, by_2) = (load64(BY_1.as_ptr()), load64(BY_2.as_ptr()));
     let nybble = _mm512_set1_epi8(15);
     let class = |v: __m512i, i: usize| {
@@ -242,8 +260,8 @@ unsafe fn find_avx512(t: &Tables, hay: &[u8], at: usize, mut hit: impl FnMut(usi
     };
     // The block's buckets, stored, asked about ([`report_block`]).
     let mut report = |base: usize, buckets: __m512i, mask: u64| {
-        let mut each = [0u8; 64];
-        unsafe { _mm512_storeu_si512(each.as_mut_ptr().cast(), buckets) };
+        let mut each = [[0u8; 64]; 1];
+        unsafe { _mm512_storeu_si512(each[0].as_mut_ptr().cast(), buckets) };
         report_block(base, &each, mask, &mut hit)
     };
     let mut p = at;
@@ -269,13 +287,18 @@ unsafe fn find_avx512(t: &Tables, hay: &[u8], at: usize, mut hit: impl FnMut(usi
     report(p, buckets, mask)
 }
 
-/// [`Tables::find`] 64 places a step in two 32-byte halves, with AVX2:
-/// the same classes, each byte's predecessors' taken from the half before
-/// by a lane-crossing align. (One half a step, its mask tested each time,
+/// [`Tables::find`] 64 places a step in two 32-byte halves, with AVX2,
+/// for `SETS` sets of eight buckets: the same classes, each byte's
+/// predecessors' taken from the half before by a lane-crossing align. (One half a step, its mask tested each time,
 /// took 1.06-1.07x as long over the bench streams.)
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn find_avx2(t: &Tables, hay: &[u8], at: usize, mut hit: impl FnMut(usize, usize) -> bool) -> Option<usize> {
+unsafe fn find_avx2<const SETS: usize>(
+    t: &Tables,
+    hay: &[u8],
+    at: usize,
+    mut hit: impl FnMut(usize, usize) -> bool,
+) -> Option<usize> {
     use std::arch::x86_64::{
         __m256i, _mm256_alignr_epi8, _mm256_and_si256, _mm256_broadcastsi128_si256, _mm256_cmpeq_epi8,
         _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_permute2x128_si256, _mm256_set1_epi8, _mm256_setzero_si256,
@@ -289,48 +312,57 @@ unsafe fn find_avx2(t: &Tables, hay: &[u8], at: usize, mut hit: impl FnMut(usize
     // the loop's bound keeps 64 bytes before its end.
     let load32 = |bytes: *const u8| unsafe { _mm256_loadu_si256(bytes.cast()) };
     let table = |row: &[u8; 16]| unsafe { _mm256_broadcastsi128_si256(_mm_loadu_si128(row.as_ptr().cast())) };
-    let lo: [__m256i; LEN] = std::array::from_fn(|i| table(&t.lo[i]));
-    let hi: [__m256i; LEN] = std::array::from_fn(|i| table(&t.hi[i]));
+    let lo: [[__m256i; LEN]; SETS] = std::array::from_fn(|s| std::array::from_fn(|i| table(&t.lo[s][i])));
+    let hi: [[__m256i; LEN]; SETS] = std::array::from_fn(|s| std::array::from_fn(|i| table(&t.hi[s][i])));
     let nybble = _mm256_set1_epi8(15);
-    let class = |v: __m256i, i: usize| {
-        let l = _mm256_shuffle_epi8(lo[i], _mm256_and_si256(v, nybble));
-        let h = _mm256_shuffle_epi8(hi[i], _mm256_and_si256(_mm256_srli_epi16::<4>(v), nybble));
+    let class = |v: __m256i, s: usize, i: usize| {
+        let l = _mm256_shuffle_epi8(lo[s][i], _mm256_and_si256(v, nybble));
+        let h = _mm256_shuffle_epi8(hi[s][i], _mm256_and_si256(_mm256_srli_epi16::<4>(v), nybble));
         _mm256_and_si256(l, h)
     };
-    // The classes of the block before: none before `at`.
-    let (mut before_0, mut before_1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
-    // The buckets of the fingerprints ending at each byte of the block `v`:
-    // byte `k` of `_mm256_alignr_epi8::<16 - by>(c, joined)` is the class
-    // of byte `k - by` (of the block before for `k < by`), where `joined`
-    // holds the block before's high lane and this block's low lane.
-    let mut ends = |v: __m256i| {
-        let (c0, c1, c2) = (class(v, 0), class(v, 1), class(v, 2));
+    // The classes of the block before, set by set: none before `at`.
+    let mut before = [(_mm256_setzero_si256(), _mm256_setzero_si256()); SETS];
+    // The buckets of set `s` of the fingerprints ending at each byte of the
+    // block `v`: byte `k` of `_mm256_alignr_epi8::<16 - by>(c, joined)` is
+    // the class of byte `k - by` (of the block before for `k < by`), where
+    // `joined` holds the block before's high lane and this block's low lane.
+    let mut ends = |v: __m256i, s: usize| {
+        let (c0, c1, c2) = (class(v, s, 0), class(v, s, 1), class(v, s, 2));
+        let (before_0, before_1) = before[s];
         let first = _mm256_alignr_epi8::<14>(c0, _mm256_permute2x128_si256::<0x21>(before_0, c0));
         let second = _mm256_alignr_epi8::<15>(c1, _mm256_permute2x128_si256::<0x21>(before_1, c1));
-        (before_0, before_1) = (c0, c1);
+        before[s] = (c0, c1);
         _mm256_and_si256(_mm256_and_si256(first, second), c2)
     };
     let nonzero = |buckets: __m256i| !(_mm256_movemask_epi8(_mm256_cmpeq_epi8(buckets, _mm256_setzero_si256())) as u32);
-    // The buckets of the 64 places from `block`, in two halves, and their
-    // bit mask: one test a block, as with AVX-512.
+    // The buckets of the 64 places from `block`, in two halves a set, and
+    // their bit mask: one test a block, as with AVX-512.
     let mut ends64 = |block: *const u8| {
-        let (low, high) = (ends(load32(block)), ends(load32(block.wrapping_add(32))));
-        (low, high, u64::from(nonzero(low)) | u64::from(nonzero(high)) << 32)
+        let (low, high) = (load32(block), load32(block.wrapping_add(32)));
+        let mut mask = 0u64;
+        let halves: [(__m256i, __m256i); SETS] = std::array::from_fn(|s| {
+            let (l, h) = (ends(low, s), ends(high, s));
+            mask |= u64::from(nonzero(l)) | u64::from(nonzero(h)) << 32;
+            (l, h)
+        });
+        (halves, mask)
     };
     // The block's buckets, stored, asked about ([`report_block`]).
-    let mut report = |base: usize, low: __m256i, high: __m256i, mask: u64| {
-        let mut each = [0u8; 64];
-        unsafe {
-            _mm256_storeu_si256(each.as_mut_ptr().cast(), low);
-            _mm256_storeu_si256(each.as_mut_ptr().add(32).cast(), high);
+    let mut report = |base: usize, halves: [(__m256i, __m256i); SETS], mask: u64| {
+        let mut each = [[0u8; 64]; SETS];
+        for (set, (low, high)) in each.iter_mut().zip(halves) {
+            unsafe {
+                _mm256_storeu_si256(set.as_mut_ptr().cast(), low);
+                _mm256_storeu_si256(set.as_mut_ptr().add(32).cast(), high);
+            }
         }
         report_block(base, &each, mask, &mut hit)
     };
     let mut p = at;
     while hay.len() - p >= 64 {
-        let (low, high, mask) = ends64(hay[p..].as_ptr());
+        let (halves, mask) = ends64(hay[p..].as_ptr());
         if mask != 0 {
-            if let Some(found) = report(p, low, high, mask) {
+            if let Some(found) = report(p, halves, mask) {
                 return Some(found);
             }
         }
@@ -343,8 +375,8 @@ unsafe fn find_avx2(t: &Tables, hay: &[u8], at: usize, mut hit: impl FnMut(usize
     }
     let mut pad = [0u8; 64];
     pad[..rest].copy_from_slice(&hay[p..]);
-    let (low, high, mask) = ends64(pad.as_ptr());
-    report(p, low, high, mask & (u64::MAX >> (64 - rest)))
+    let (halves, mask) = ends64(pad.as_ptr());
+    report(p, halves, mask & (u64::MAX >> (64 - rest)))
 }
 
 #[cfg(test)]
@@ -353,10 +385,13 @@ mod tests {
     use proptest::prelude::*;
 
     /// The tables accept exactly each fingerprint's spellings, in its own
-    /// bucket: every three bytes of an alphabet of near misses.
+    /// bucket, in both sets of eight: every three bytes of an alphabet of
+    /// near misses.
     #[test]
     fn buckets_hold_exactly_their_fingerprints_spellings() {
-        let fps = [*b"pas", *b"k.i", *b"x0b"];
+        let fps = [
+            *b"pas", *b"k.i", *b"x0b", *b"qa.", *b"@`p", *b"bsk", *b"iix", *b"0.x", *b"kpa", *b"s@q", *b"b.b",
+        ];
         let t = Tables::of(&fps.map(|fp| vec![fp]));
         let alphabet = b"pPaAsSkK.iIxX0bB@`qQ\x10\x0e\xf0";
         for &a in alphabet {
@@ -367,8 +402,41 @@ mod tests {
                         .iter()
                         .enumerate()
                         .filter(|(_, fp)| hay.eq_ignore_ascii_case(&fp[..]))
-                        .fold(0u8, |acc, (j, _)| acc | 1 << j);
+                        .fold(0u16, |acc, (j, _)| acc | 1 << j);
                     assert_eq!(buckets_at(&t, &hay, 0), want, "{hay:?}");
+                }
+            }
+        }
+    }
+
+    /// Sixteen buckets (two sets): each fingerprint found across every
+    /// seam of the wide searches (a half, a block, a block's last bytes
+    /// carried into the next), as the byte-at-a-time search finds it.
+    #[test]
+    fn two_sets_find_fingerprints_across_every_seam() {
+        let fps: Vec<[u8; LEN]> = (0..16u8).map(|j| [b'a' + j, b'.', b'q' + j % 8]).collect();
+        let t = Tables::of(&fps.iter().map(|&fp| vec![fp]).collect::<Vec<_>>());
+        assert_eq!(t.sets, 2);
+        let (avx512, avx2) = available();
+        for (j, fp) in fps.iter().enumerate() {
+            for at in (28..36).chain(60..68).chain(92..100).chain(124..130) {
+                let mut hay = vec![b'x'; 140];
+                hay[at..at + LEN].copy_from_slice(&fp.to_ascii_uppercase());
+                let all = |wide: Option<bool>| {
+                    let mut seen = Vec::new();
+                    let hit = |p: usize, bucket: usize| {
+                        seen.push((p, bucket));
+                        false
+                    };
+                    match wide {
+                        Some(avx512) => Tables { avx512, ..t.clone() }.find(&hay, 0, hit),
+                        None => find_scalar(&t, &hay, 0, hit),
+                    };
+                    seen
+                };
+                assert_eq!(all(None), [(at, j)], "{fp:?} at {at}");
+                for wide in [avx512.then_some(false), avx2.then_some(false)].into_iter().flatten() {
+                    assert_eq!(all(Some(wide)), [(at, j)], "{fp:?} at {at}");
                 }
             }
         }
@@ -380,17 +448,18 @@ mod tests {
         /// at or past the end (where the loop's bound would wrap).
         #[test]
         fn wide_search_reports_as_the_scalar_one(
-            fps in prop::collection::vec("[a-cA-C.0\\x00]{3}", 1..9),
+            fps in prop::collection::vec("[a-cA-C.0\\x00]{3}", 1..17),
             hay in prop::collection::vec(prop::sample::select(b"abcABC.0,\n\"x\0".to_vec()), 0..300),
             at in prop_oneof![0usize..310, Just(usize::MAX)],
             stop_after in 0usize..6,
-            shared in prop::option::of(1usize..4),
+            shared in prop::option::of(1usize..12),
         ) {
             let fps: Vec<[u8; LEN]> = fps
                 .iter()
                 .map(|f| f.to_ascii_lowercase().into_bytes().try_into().unwrap())
                 .collect();
-            // One bucket each, or shared round-robin among `shared` buckets.
+            // One bucket each, or shared round-robin among `shared` buckets
+            // (past eight buckets, in two sets).
             let buckets: Vec<Vec<[u8; LEN]>> = match shared {
                 None => fps.iter().map(|&fp| vec![fp]).collect(),
                 Some(n) => (0..n).map(|j| fps.iter().skip(j).step_by(n).copied().collect()).collect(),
@@ -411,6 +480,8 @@ mod tests {
             let (scalar_found, scalar_seen) = run(None);
             // Each wide search this CPU can run (none without AVX2: Teddy serves).
             let (avx512, avx2) = available();
+            // The AVX-512 search serves one set.
+            let avx512 = avx512 && t.sets == 1;
             for wide in [avx512.then_some(true), avx2.then_some(false)].into_iter().flatten() {
                 let (found, seen) = run(Some(wide));
                 prop_assert_eq!(found, scalar_found, "AVX-512: {}", wide);
