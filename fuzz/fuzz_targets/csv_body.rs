@@ -6,8 +6,9 @@
 //! * Skimming for the six default literals (the candidate scan) gives the
 //!   same row count and error, and hands over the tokeniser's rows less only
 //!   rows none of whose values holds a literal; so does skimming for ESCU
-//!   v13's 35 (the search's eight buckets shared, on CPUs with AVX2 or
-//!   AVX-512).
+//!   v13's 35 or the app's `extended` list (the search's eight or sixteen
+//!   buckets shared, on CPUs with AVX2 or AVX-512), one or the other by the
+//!   input's length.
 //! * `__mv_` decoding: whatever decodes re-encodes to the same bytes, and any
 //!   list of values survives encode → decode.
 #![no_main]
@@ -56,10 +57,10 @@ thread_local! {
     // one body (a grown window, a failed decode) must not change the next.
     static DECODERS: [RefCell<Decoder>; 2] = [RefCell::new(Decoder::new(&FIELDS)), RefCell::new(Decoder::new(&FIELDS))];
     static SKIMMING: RefCell<Decoder> = RefCell::new(skimming(&literals()));
-    static SKIMMING_V13: (RefCell<Decoder>, Vec<Vec<u8>>) = {
-        let v13 = v13_literals();
-        (RefCell::new(skimming(&v13)), v13)
-    };
+    static SKIMMING_LISTS: [(RefCell<Decoder>, Vec<Vec<u8>>); 2] = ["escu_v13", "extended"].map(|name| {
+        let literals = list_literals(name);
+        (RefCell::new(skimming(&literals)), literals)
+    });
 }
 
 /// A decoder skimming for `literals` (reading every row where no
@@ -77,13 +78,13 @@ fn literals() -> Vec<Vec<u8>> {
     DEFAULT_PATTERNS.iter().map(|p| p.trim_matches('*').as_bytes().to_vec()).collect()
 }
 
-/// The literals of ESCU v13's patterns, from the app's lookup.
-fn v13_literals() -> Vec<Vec<u8>> {
+/// The literals of the patterns of the app's list `name`, from its lookup.
+fn list_literals(name: &str) -> Vec<Vec<u8>> {
     let lookup = include_str!("../../lookups/abused_web_services.csv");
     let lists = Lists::parse(lookup, "abused_web_services.csv", None).expect("the shipped lookup");
     let patterns: Vec<&str> = lists
-        .get("escu_v13")
-        .expect("escu_v13")
+        .get(name)
+        .expect("a shipped list")
         .iter()
         .map(|e| e.pattern.as_str())
         .collect();
@@ -172,10 +173,13 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(whole, decode_with(&mut Decoder::new(&FIELDS), rest));
     }
 
-    // The candidate scan against the tokeniser, for the six and for ESCU v13's list.
+    // The candidate scan against the tokeniser, for the six and for a longer list.
     let step = usize::from(mode / 16) + 1;
     SKIMMING.with(|d| skims_as_it_tokenises(d, &literals(), rest, step, &whole));
-    SKIMMING_V13.with(|(d, v13)| skims_as_it_tokenises(d, v13, rest, step, &whole));
+    SKIMMING_LISTS.with(|lists| {
+        let (d, list) = &lists[rest.len() % 2];
+        skims_as_it_tokenises(d, list, rest, step, &whole)
+    });
 
     // The whole input as one encoded `__mv_` value.
     let decoded: Result<Vec<Vec<u8>>, usize> = multivalue::decode(rest).map(|v| v.map(|c| c.into_owned())).collect();

@@ -26,17 +26,18 @@
 //! Teddy's time at 20% (0.91x at 1%), 0.95x the command's CPU at 20%.
 //!
 //! Lists with more fingerprints than Teddy serves (ESCU v13's 35 patterns
-//! take 30) share the wide search's eight buckets, where the CPU has it: each
-//! literal takes its rarest slice by the byte weights of real Sysmon values,
-//! and each fingerprint the bucket whose expected false hits it raises least.
-//! A shared bucket's hit is first told apart by its three bytes, then
-//! checked as any other. A list expected to stop the search too often is
-//! read row by row, as every list past sixteen fingerprints was before.
+//! take 30, the app's `extended` 100) share the wide search's eight buckets,
+//! or sixteen in two sets, where the CPU has it: each literal takes its
+//! rarest slice by the byte weights of real Sysmon values, and each
+//! fingerprint the bucket whose expected false hits it raises least. A
+//! shared bucket's hit is first told apart by its three bytes, then checked
+//! as any other. A list expected to stop the search too often is read row
+//! by row, as every list past sixteen fingerprints was before.
 
 use aho_corasick::packed::{Config, MatchKind, Searcher};
 use aho_corasick::Span;
 
-use super::fingerprints::Tables;
+use super::fingerprints::{Tables, MAX_BUCKETS};
 
 /// Bytes per fingerprint: Teddy's widest mask.
 pub(super) const FINGERPRINT: usize = 3;
@@ -65,18 +66,25 @@ const MAX_LITERALS: usize = 256;
 /// length. A DNS name holds at most 253 bytes.
 const MAX_SLICES: usize = 256;
 
-/// At most this many fingerprints share the wide search's eight buckets
+/// At most this many fingerprints share the wide search's buckets
 /// ([`Prefilter::shared`]); past that a bucket's tables accept most bytes.
-const MAX_SHARED: usize = 64;
+/// The app's `extended` list takes 100.
+const MAX_SHARED: usize = 128;
 
-/// The shared buckets are used only while they are expected to stop at
+/// Eight shared buckets are used only while they are expected to stop at
 /// fewer body places than this (false and true hits, from the byte weights
-/// of [`weight`]). ESCU v13's 35 patterns (30 fingerprints) come to 0.7%,
-/// and take half the time they take read row by row. The app's `extended`
-/// list (98 fingerprints) comes to 12%: with its buckets shared anyway it
-/// took as long as row by row (0.33 s for 10^6 events) and 1.7x the CPU,
-/// every stop a check on the reading thread.
+/// of [`weight`] and [`COMMON_WORDS`]). ESCU v13's 35 patterns (30
+/// fingerprints) come to 0.8%, and take 0.33x and 0.46x the time they
+/// take read row by row (1% and 20% match). The app's `extended` list (100 fingerprints) comes to 15% in
+/// eight buckets: so shared, it took as long as row by row (0.33 s for 10^6
+/// events) and 1.7x the CPU, every stop a check on the reading thread.
 const MAX_HIT_RATE: f64 = 0.02;
+
+/// Sixteen shared buckets (two sets, each block looked up twice) are used
+/// while they are expected to stop at fewer places than this many times
+/// [`MAX_HIT_RATE`]. `extended` comes to 3.7% in sixteen, and takes 0.41x
+/// and 0.46x the time it takes read row by row (1% and 20% match).
+const WIDE_RATE: f64 = 2.5;
 
 /// A literal and where its fingerprint sits in it.
 #[derive(Debug, Clone)]
@@ -248,13 +256,13 @@ impl Prefilter {
     }
 
     /// A list too long for a bucket per fingerprint and for Teddy: the
-    /// wide search's eight buckets shared. Each literal takes its rarest
+    /// wide search's buckets shared, eight or sixteen. Each literal takes its rarest
     /// slice (by [`weight`]; a slice another literal took before wins a
     /// tie), and each fingerprint, rarest last, the bucket whose expected
     /// rate of hits it raises least ([`bucket_rate`]). `None` past
     /// [`MAX_SHARED`] fingerprints, on a CPU without the wide search, or when
-    /// the buckets are expected to stop at `max_rate` of a body's places or
-    /// more.
+    /// eight buckets are expected to stop at `max_rate` of a body's places
+    /// or more and sixteen at [`WIDE_RATE`] times that.
     fn shared(literals: &[Vec<u8>], max_rate: f64) -> Option<Self> {
         if !Tables::runs_here() {
             return None;
@@ -281,36 +289,22 @@ impl Prefilter {
         if fingerprints.len() > MAX_SHARED {
             return None;
         }
-        let mut order: Vec<usize> = (0..fingerprints.len()).collect();
-        order.sort_by(|&a, &b| rate(&fingerprints[b].0).total_cmp(&rate(&fingerprints[a].0)));
-        let mut buckets: Vec<Vec<[u8; FINGERPRINT]>> = vec![Vec::new(); 8];
-        let mut members: Vec<Vec<Folded>> = vec![Vec::new(); 8];
-        let mut rates = [0f64; 8];
-        for i in order {
-            let fp = fingerprints[i].0;
-            let (j, with) = (0..8)
-                .map(|j| {
-                    let mut trial = buckets[j].clone();
-                    trial.push(fp);
-                    (j, bucket_rate(&trial))
-                })
-                .min_by(|(a, ra), (b, rb)| (ra - rates[*a]).total_cmp(&(rb - rates[*b])))
-                .expect("eight buckets");
-            buckets[j].push(fp);
-            members[j].push(Folded::new(&fp, i));
-            rates[j] = with;
+        // Eight buckets if they serve, else sixteen (two sets: the search
+        // looks each block up twice).
+        for (count, bound) in [(8, max_rate), (MAX_BUCKETS, max_rate * WIDE_RATE)] {
+            let Assigned { buckets, members, rate } = assign(&fingerprints, count);
+            if rate < bound {
+                let tables = Tables::new(&buckets)?;
+                return Some(Prefilter {
+                    fingerprints,
+                    search: Search::Wide {
+                        tables,
+                        shared: Some(members),
+                    },
+                });
+            }
         }
-        if rates.iter().sum::<f64>() >= max_rate {
-            return None;
-        }
-        let tables = Tables::new(&buckets)?;
-        Some(Prefilter {
-            fingerprints,
-            search: Search::Wide {
-                tables,
-                shared: Some(members),
-            },
-        })
+        None
     }
 
     /// The same prefilter searching with Teddy (the tests compare the two),
@@ -323,8 +317,8 @@ impl Prefilter {
         })
     }
 
-    /// Whether the eight buckets are shared (the tests check which lists
-    /// get them).
+    /// Whether the wide search's buckets are shared (the tests check which
+    /// lists get them).
     #[cfg(test)]
     pub(crate) fn shares_buckets(&self) -> bool {
         matches!(&self.search, Search::Wide { shared: Some(_), .. })
@@ -449,6 +443,46 @@ impl Prefilter {
             at = p + 1;
         }
         None
+    }
+}
+
+/// Fingerprints shared among buckets ([`assign`]).
+struct Assigned {
+    /// Each bucket's fingerprints, for the tables.
+    buckets: Vec<Vec<[u8; FINGERPRINT]>>,
+    /// The same, as the prefilter tells them apart.
+    members: Vec<Vec<Folded>>,
+    /// The rate of stops the buckets are expected at.
+    rate: f64,
+}
+
+/// `fingerprints` shared among `count` buckets: each, commonest first, in
+/// the bucket whose expected rate of stops ([`bucket_rate`]) it raises
+/// least.
+fn assign(fingerprints: &[([u8; FINGERPRINT], Vec<Owner>)], count: usize) -> Assigned {
+    let mut order: Vec<usize> = (0..fingerprints.len()).collect();
+    order.sort_by(|&a, &b| rate(&fingerprints[b].0).total_cmp(&rate(&fingerprints[a].0)));
+    let mut buckets: Vec<Vec<[u8; FINGERPRINT]>> = vec![Vec::new(); count];
+    let mut members: Vec<Vec<Folded>> = vec![Vec::new(); count];
+    let mut rates = vec![0f64; count];
+    for i in order {
+        let fp = fingerprints[i].0;
+        let (j, with) = (0..count)
+            .map(|j| {
+                let mut trial = buckets[j].clone();
+                trial.push(fp);
+                (j, bucket_rate(&trial))
+            })
+            .min_by(|(a, ra), (b, rb)| (ra - rates[*a]).total_cmp(&(rb - rates[*b])))
+            .expect("at least one bucket");
+        buckets[j].push(fp);
+        members[j].push(Folded::new(&fp, i));
+        rates[j] = with;
+    }
+    Assigned {
+        buckets,
+        members,
+        rate: rates.iter().sum(),
     }
 }
 
@@ -810,14 +844,15 @@ mod tests {
         let shared = Prefilter::new(&lits(&many));
         assert_eq!(shared.is_some(), Tables::runs_here());
         assert!(shared.is_none_or(|p| p.shares_buckets()));
-        // Past what the shared buckets serve: fingerprints of the commonest
-        // bytes (expected at more than `MAX_HIT_RATE` of a body's places)...
-        let common: Vec<String> = (0..64)
-            .map(|i| {
-                let b = |k: usize| char::from(b"emo.rsan"[(i >> (3 * k)) % 8]);
-                format!("{}{}{}", b(0), b(1), b(2))
-            })
+        // Past what the shared buckets serve: a hundred slices of the
+        // words every row holds, each alone expected at `COMMON_RATE`, so
+        // at more than `MAX_HIT_RATE` of a body's places in eight buckets
+        // and `WIDE_RATE` times that in sixteen...
+        let common: Vec<String> = common_trigrams()[..100]
+            .iter()
+            .map(|t| String::from_utf8_lossy(t).into_owned())
             .collect();
+        const { assert!(100.0 * COMMON_RATE > MAX_HIT_RATE * WIDE_RATE) };
         let common: Vec<&str> = common.iter().map(String::as_str).collect();
         assert!(Prefilter::new(&lits(&common)).is_none());
         assert_eq!(
