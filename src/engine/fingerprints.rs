@@ -20,7 +20,8 @@
 //! accept exactly its fingerprint's case variants; with one fingerprint per
 //! bucket a surviving bit is a hit, not a maybe. Up to eight fingerprints
 //! have a bucket each (one byte of buckets). Longer pattern lists share the
-//! buckets: a bucket's tables then accept any mix of its fingerprints'
+//! buckets, eight or, with AVX2, sixteen in two sets of tables looked up in
+//! the same pass: a bucket's tables then accept any mix of its fingerprints'
 //! nybbles, so a surviving bit is a maybe, which the caller checks against
 //! the bucket's fingerprints ([`Tables::accepted`] lets it weigh how often a
 //! bucket will be wrong before it chooses one).
@@ -59,8 +60,13 @@ impl Tables {
             return None;
         }
         let t = Self::of(buckets);
+        let (avx512, avx2) = available();
+        // Two sets are searched with AVX2 alone.
+        if t.sets > 1 && !avx2 {
+            return None;
+        }
         Some(Tables {
-            avx512: available().0 && t.sets == 1,
+            avx512: avx512 && t.sets == 1,
             ..t
         })
     }
@@ -118,8 +124,8 @@ impl Tables {
         #[cfg(target_arch = "x86_64")]
         {
             // SAFETY: `Tables::new` makes tables only where `available` saw
-            // the features `find_avx512` is compiled for (when `avx512`) or
-            // those of `find_avx2`.
+            // the features `find_avx512` is compiled for (when `avx512`, one
+            // set) or those of `find_avx2` (always, for two sets).
             unsafe {
                 if self.avx512 {
                     find_avx512(self, hay, at, hit)
