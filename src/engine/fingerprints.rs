@@ -20,8 +20,8 @@
 //! accept exactly its fingerprint's case variants; with one fingerprint per
 //! bucket a surviving bit is a hit, not a maybe. Up to eight fingerprints
 //! have a bucket each (one byte of buckets). Longer pattern lists share the
-//! buckets, eight or, with AVX2, sixteen in two sets of tables looked up in
-//! the same pass: a bucket's tables then accept any mix of its fingerprints'
+//! buckets, eight or sixteen in two sets of tables looked up in the same
+//! pass: a bucket's tables then accept any mix of its fingerprints'
 //! nybbles, so a surviving bit is a maybe, which the caller checks against
 //! the bucket's fingerprints ([`Tables::accepted`] lets it weigh how often a
 //! bucket will be wrong before it chooses one).
@@ -45,8 +45,8 @@ pub struct Tables {
     /// Sets in use: 1 for up to eight buckets, 2 for more (each set costs
     /// the search its own lookups).
     sets: usize,
-    /// The CPU runs [`find_avx512`] (one set only); otherwise [`find_avx2`]
-    /// (x86_64 only).
+    /// The CPU runs [`find_avx512`]; otherwise [`find_avx2`] (x86_64
+    /// only).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     avx512: bool,
 }
@@ -59,15 +59,10 @@ impl Tables {
         if buckets.len() > MAX_BUCKETS || !Self::runs_here() {
             return None;
         }
-        let t = Self::of(buckets);
-        let (avx512, avx2) = available();
-        // Two sets are searched with AVX2 alone.
-        if t.sets > 1 && !avx2 {
-            return None;
-        }
+        let (avx512, _) = available();
         Some(Tables {
-            avx512: avx512 && t.sets == 1,
-            ..t
+            avx512,
+            ..Self::of(buckets)
         })
     }
 
@@ -124,11 +119,15 @@ impl Tables {
         #[cfg(target_arch = "x86_64")]
         {
             // SAFETY: `Tables::new` makes tables only where `available` saw
-            // the features `find_avx512` is compiled for (when `avx512`, one
-            // set) or those of `find_avx2` (always, for two sets).
+            // the features `find_avx512` is compiled for (when `avx512`) or
+            // those of `find_avx2`.
             unsafe {
                 if self.avx512 {
-                    find_avx512(self, hay, at, hit)
+                    if self.sets == 1 {
+                        find_avx512::<1>(self, hay, at, hit)
+                    } else {
+                        find_avx512::<2>(self, hay, at, hit)
+                    }
                 } else if self.sets == 1 {
                     find_avx2::<1>(self, hay, at, hit)
                 } else {
@@ -228,10 +227,15 @@ fn report_block<const SETS: usize>(
     None
 }
 
-/// [`Tables::find`] 64 places a step.
+/// [`Tables::find`] 64 places a step, for `SETS` sets of eight buckets.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
-unsafe fn find_avx512(t: &Tables, hay: &[u8], at: usize, mut hit: impl FnMut(usize, usize) -> bool) -> Option<usize> {
+unsafe fn find_avx512<const SETS: usize>(
+    t: &Tables,
+    hay: &[u8],
+    at: usize,
+    mut hit: impl FnMut(usize, usize) -> bool,
+) -> Option<usize> {
     use std::arch::x86_64::{
         __m512i, _mm512_and_si512, _mm512_broadcast_i32x4, _mm512_loadu_si512, _mm512_permutex2var_epi8,
         _mm512_set1_epi8, _mm512_setzero_si512, _mm512_shuffle_epi8, _mm512_srli_epi16, _mm512_storeu_si512,
@@ -245,35 +249,49 @@ unsafe fn find_avx512(t: &Tables, hay: &[u8], at: usize, mut hit: impl FnMut(usi
     // loop's bound keeps 64 bytes before its end.
     let load64 = |bytes: *const u8| unsafe { _mm512_loadu_si512(bytes.cast()) };
     let table = |row: &[u8; 16]| unsafe { _mm512_broadcast_i32x4(_mm_loadu_si128(row.as_ptr().cast())) };
-    let lo: [__m512i; LEN] = std::array::from_fn(|i| table(&t.lo[0][i]));
-    let hi: [__m512i; LEN] = std::array::from_fn(|i| table(&t.hi[0][i]));
+    let lo: [[__m512i; LEN]; SETS] = std::array::from_fn(|s| std::array::from_fn(|i| table(&t.lo[s][i])));
+    let hi: [[__m512i; LEN]; SETS] = std::array::from_fn(|s| std::array::from_fn(|i| table(&t.hi[s][i])));
     let (by_1, by_2) = (load64(BY_1.as_ptr()), load64(BY_2.as_ptr()));
     let nybble = _mm512_set1_epi8(15);
-    let class = |v: __m512i, i: usize| {
-        let l = _mm512_shuffle_epi8(lo[i], _mm512_and_si512(v, nybble));
-        let h = _mm512_shuffle_epi8(hi[i], _mm512_and_si512(_mm512_srli_epi16::<4>(v), nybble));
-        _mm512_and_si512(l, h)
+    // The block's low and high nybbles, split once for every set.
+    let nybbles = |v: __m512i| {
+        (
+            _mm512_and_si512(v, nybble),
+            _mm512_and_si512(_mm512_srli_epi16::<4>(v), nybble),
+        )
     };
-    // The classes of the block before: none before `at`.
-    let (mut before_0, mut before_1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
-    // The buckets of the fingerprints ending at each byte of the block `v`.
+    let class = |(l, h): (__m512i, __m512i), s: usize, i: usize| {
+        _mm512_and_si512(_mm512_shuffle_epi8(lo[s][i], l), _mm512_shuffle_epi8(hi[s][i], h))
+    };
+    // The classes of the block before, set by set: none before `at`.
+    let mut before = [(_mm512_setzero_si512(), _mm512_setzero_si512()); SETS];
+    // The buckets of each set of the fingerprints ending at each byte of the
+    // block `v`, and their bit mask.
     let mut ends = |v: __m512i| {
-        let (c0, c1, c2) = (class(v, 0), class(v, 1), class(v, 2));
-        let first = _mm512_permutex2var_epi8(before_0, by_2, c0);
-        let second = _mm512_permutex2var_epi8(before_1, by_1, c1);
-        (before_0, before_1) = (c0, c1);
-        _mm512_and_si512(_mm512_and_si512(first, second), c2)
+        let n = nybbles(v);
+        let mut mask = 0u64;
+        let buckets: [__m512i; SETS] = std::array::from_fn(|s| {
+            let (c0, c1, c2) = (class(n, s, 0), class(n, s, 1), class(n, s, 2));
+            let first = _mm512_permutex2var_epi8(before[s].0, by_2, c0);
+            let second = _mm512_permutex2var_epi8(before[s].1, by_1, c1);
+            before[s] = (c0, c1);
+            let b = _mm512_and_si512(_mm512_and_si512(first, second), c2);
+            mask |= _mm512_test_epi8_mask(b, b);
+            b
+        });
+        (buckets, mask)
     };
     // The block's buckets, stored, asked about ([`report_block`]).
-    let mut report = |base: usize, buckets: __m512i, mask: u64| {
-        let mut each = [[0u8; 64]; 1];
-        unsafe { _mm512_storeu_si512(each[0].as_mut_ptr().cast(), buckets) };
+    let mut report = |base: usize, buckets: [__m512i; SETS], mask: u64| {
+        let mut each = [[0u8; 64]; SETS];
+        for (set, b) in each.iter_mut().zip(buckets) {
+            unsafe { _mm512_storeu_si512(set.as_mut_ptr().cast(), b) };
+        }
         report_block(base, &each, mask, &mut hit)
     };
     let mut p = at;
     while hay.len() - p >= 64 {
-        let buckets = ends(load64(hay[p..].as_ptr()));
-        let mask = _mm512_test_epi8_mask(buckets, buckets);
+        let (buckets, mask) = ends(load64(hay[p..].as_ptr()));
         if mask != 0 {
             if let Some(found) = report(p, buckets, mask) {
                 return Some(found);
@@ -288,9 +306,8 @@ unsafe fn find_avx512(t: &Tables, hay: &[u8], at: usize, mut hit: impl FnMut(usi
     }
     let mut pad = [0u8; 64];
     pad[..rest].copy_from_slice(&hay[p..]);
-    let buckets = ends(load64(pad.as_ptr()));
-    let mask = _mm512_test_epi8_mask(buckets, buckets) & (u64::MAX >> (64 - rest));
-    report(p, buckets, mask)
+    let (buckets, mask) = ends(load64(pad.as_ptr()));
+    report(p, buckets, mask & (u64::MAX >> (64 - rest)))
 }
 
 /// [`Tables::find`] 64 places a step in two 32-byte halves, with AVX2,
@@ -441,7 +458,7 @@ mod tests {
                     seen
                 };
                 assert_eq!(all(None), [(at, j)], "{fp:?} at {at}");
-                for wide in [avx512.then_some(false), avx2.then_some(false)].into_iter().flatten() {
+                for wide in [avx512.then_some(true), avx2.then_some(false)].into_iter().flatten() {
                     assert_eq!(all(Some(wide)), [(at, j)], "{fp:?} at {at}");
                 }
             }
@@ -486,8 +503,6 @@ mod tests {
             let (scalar_found, scalar_seen) = run(None);
             // Each wide search this CPU can run (none without AVX2: Teddy serves).
             let (avx512, avx2) = available();
-            // The AVX-512 search serves one set.
-            let avx512 = avx512 && t.sets == 1;
             for wide in [avx512.then_some(true), avx2.then_some(false)].into_iter().flatten() {
                 let (found, seen) = run(Some(wide));
                 prop_assert_eq!(found, scalar_found, "AVX-512: {}", wide);
