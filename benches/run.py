@@ -724,9 +724,12 @@ def write_report(results, machine, prof, micro_rows, notes, commit, when):
         md += ["## Notes", ""] + [f"* {n}" for n in notes] + [""]
     md += ["## Where the time goes", "", kept_analysis(), ""]
     # Sections the other scripts of `make bench` write stay until they
-    # rewrite them.
+    # rewrite them, and so do the notes written by hand between and after
+    # them: everything from the first such section on is kept as it was.
     old = RESULTS_MD.read_text() if RESULTS_MD.exists() else ""
-    md += [m.group(0) + "\n" for m in re.finditer(r"<!-- (distributed|lists|scan):begin.*?<!-- \1:end -->", old, re.S)]
+    first = re.search(r"<!-- (distributed|lists|scan):begin", old)
+    if first:
+        md += [old[first.start():].rstrip("\n") + "\n"]
     RESULTS_MD.write_text("\n".join(md))
     log(f"wrote {RESULTS_MD}")
     return md
