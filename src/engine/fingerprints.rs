@@ -43,7 +43,8 @@ pub struct Tables {
     /// `hi[s][i][n]`: the same for high nybbles, both letter cases.
     hi: [[[u8; 16]; LEN]; 2],
     /// Sets in use: 1 for up to eight buckets, 2 for more (each set costs
-    /// the search its own lookups).
+    /// the search its own lookups; x86_64 only).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     sets: usize,
     /// The CPU runs [`find_avx512`]; otherwise [`find_avx2`] (x86_64
     /// only).
