@@ -15,6 +15,7 @@ pub mod index;
 pub mod memo;
 pub mod prefetch;
 pub mod prefilter;
+pub mod verdicts;
 pub mod wildcard;
 
 use crate::codec::multivalue;
@@ -24,6 +25,7 @@ use arrayvec::ArrayVec;
 use memo::{Memo, MemoKey, Outcome};
 use std::borrow::Cow;
 use std::ops::Range;
+use verdicts::Verdicts;
 use wildcard::PatternSet;
 
 /// Slot of `_time` in every event the engine is handed.
@@ -183,6 +185,9 @@ pub struct Engine<'p> {
     time_values: Vec<Range<usize>>,
     /// Outcomes of the events offered so far, by their keys.
     memo: Memo,
+    /// Verdicts of match-field values, where the matcher costs more than
+    /// asking them ([`PatternSet::costly`]); `None` otherwise.
+    verdicts: Option<Verdicts>,
 }
 
 impl<'p> Engine<'p> {
@@ -200,6 +205,7 @@ impl<'p> Engine<'p> {
             by_values: vec![Vec::new(); grouping.fields],
             time_values: Vec::new(),
             memo: Memo::default(),
+            verdicts: matcher.costly().then(Verdicts::default),
         }
     }
 
@@ -372,17 +378,22 @@ impl<'p> Engine<'p> {
     }
 
     /// Does any value of the event's match field match?
-    fn matches<E: Event + ?Sized>(&self, event: &E) -> Result<bool, EventError> {
+    fn matches<E: Event + ?Sized>(&mut self, event: &E) -> Result<bool, EventError> {
+        let matcher = self.matcher;
+        let mut is_match = |value: &[u8]| match &mut self.verdicts {
+            Some(verdicts) => verdicts.get_or(value, |v| matcher.is_match(v)),
+            None => matcher.is_match(value),
+        };
         Ok(match event.field(self.match_slot) {
             Field::Absent => false,
-            Field::Single(value) => self.matcher.is_match(&value),
+            Field::Single(value) => is_match(&value),
             multi => {
                 for value in multi.values() {
                     let value = value.map_err(|at| EventError::BrokenMultivalue {
                         slot: self.match_slot,
                         at,
                     })?;
-                    if self.matcher.is_match(&value) {
+                    if is_match(&value) {
                         return Ok(true);
                     }
                 }
@@ -568,6 +579,51 @@ mod tests {
             (4, &b"3"[..], &b"9"[..])
         );
         assert_eq!(engine.counters().events_matched, 4);
+    }
+
+    /// A list long enough to have its verdicts remembered by value counts
+    /// the events a short list matching the same values counts, whatever
+    /// the letter case, order and repeats, multivalue fields included.
+    #[test]
+    fn remembered_verdicts_count_as_matching_each_value() {
+        let mut long: Vec<String> = (0..1100).map(|i| format!("*n{i}.abused.invalid*")).collect();
+        long.extend(["*pastebin*".to_string(), "*.ngrok.io".to_string()]);
+        let costly = PatternSet::new(&long).unwrap();
+        let short = PatternSet::new(&["*pastebin*", "*.ngrok.io"]).unwrap();
+        assert!(costly.costly() && !short.costly());
+        let grouping = Grouping::plain(6);
+        let mut remembering = Engine::new(&costly, by_slot(6), 100, &grouping);
+        let mut plain = Engine::new(&short, by_slot(6), 100, &grouping);
+        assert!(remembering.verdicts.is_some() && plain.verdicts.is_none());
+        let queries: [&[&'static str]; 6] = [
+            &["pastebin.com"],
+            &["PasteBin.COM"],
+            &["a.ngrok.io"],
+            &["a.ngrok.io.example"],
+            &["example.com", "b.NGROK.io"],
+            &["example.com"],
+        ];
+        for (round, time) in ["1", "2", "3"].into_iter().enumerate() {
+            for (i, query) in queries.iter().enumerate() {
+                let host = ["h1", "h2"][(round + i) % 2];
+                let e = event(&[time], query, &[host]);
+                let at = Origin::default();
+                assert_eq!(remembering.offer(&e, at), plain.offer(&e, at), "{query:?}");
+            }
+        }
+        assert_eq!(remembering.settle(), plain.settle());
+        let rows = |engine: &Engine<'_>| -> Vec<(Vec<Vec<u8>>, u64)> {
+            engine
+                .stats()
+                .sorted()
+                .iter()
+                .map(|g| (g.values().map(<[u8]>::to_vec).collect(), g.count()))
+                .collect()
+        };
+        assert_eq!(rows(&remembering), rows(&plain));
+        assert_eq!(remembering.counters(), plain.counters());
+        // Four of the six queries match, in each of the three rounds.
+        assert_eq!(plain.counters().events_matched, 12);
     }
 
     #[test]
