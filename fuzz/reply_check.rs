@@ -24,7 +24,7 @@ use serde_json::Value;
 
 /// The getinfo requests the `request_stream` fuzz target can put in front of
 /// its input (see [`request_stream_input`]).
-pub const SELECTOR_GETINFOS: [&str; 8] = [
+pub const SELECTOR_GETINFOS: [&str; 9] = [
     r#"{"action":"getinfo","searchinfo":{"args":[],"session_key":"k"}}"#,
     r#"{"action":"getinfo","searchinfo":{"args":["patterns=* "]}}"#,
     r#"{"action":"getinfo","searchinfo":{"args":["patterns=*a* b*c *.io x*y*z","max_groups=3"]}}"#,
@@ -33,6 +33,9 @@ pub const SELECTOR_GETINFOS: [&str; 8] = [
     r#"{"action":"getinfo","searchinfo":{"args":["distributed=true"]}}"#,
     r#"{"action":"getinfo","searchinfo":{"args":["phase=map","patterns=*a* %2Ab%2A","max_groups=3"]}}"#,
     r#"{"action":"getinfo","searchinfo":{"args":["phase=map","field=query","patterns=*"]}}"#,
+    // Seventy two-byte literals: past 64, so values' verdicts are remembered
+    // (`src/engine/verdicts.rs`, four slots under the fuzzers).
+    r#"{"action":"getinfo","searchinfo":{"args":["patterns=*aa* *ab* *ac* *a.* *a-* *a0* *ae* *a1* *a9* *ba* *bb* *bc* *b.* *b-* *b0* *be* *b1* *b9* *ca* *cb* *cc* *c.* *c-* *c0* *ce* *c1* *c9* *.a* *.b* *.c* *.0* *.e* *.1* *.9* *-a* *-b* *-c* *-0* *-e* *-1* *-9* *0a* *0b* *0c* *0.* *0-* *00* *0e* *01* *09* *ea* *eb* *ec* *e.* *e-* *e0* *ee* *e1* *e9* *1a* *1b* *1c* *1.* *1-* *10* *1e* *11* *19* *9a* *9b*"]}}"#,
 ];
 
 /// The request stream a `request_stream` fuzz input stands for: inputs that
